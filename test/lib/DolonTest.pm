@@ -1,0 +1,279 @@
+
+=pod
+
+=head1 NAME
+
+DolonTest - helpers for the TAP tests of dolon
+
+=head1 SYNOPSIS
+
+  use DolonTest;
+
+  my $receiver = DolonTest::Receiver->new;
+  my $node = DolonTest::new_node('main', $receiver->port,
+      "dolon.profilers = 'idle'");
+  $node->start;
+  my $run = $receiver->wait_for_run;
+  my $row = $receiver->wait_for_row($run->{uuid});
+  DolonTest::check_log_clean($node);
+
+=head1 DESCRIPTION
+
+A cluster with dolon preloaded and tracing to a real UDP receiver on
+127.0.0.1, which decodes every datagram as JSON.
+
+=cut
+
+package DolonTest;
+
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+
+=pod
+
+=item new_node($name, $port, @settings)
+
+A new, initialized but not started node with dolon preloaded, tracing every
+100 ms to 127.0.0.1:$port, autovacuum off so that only the test moves the
+numbers.  @settings are further postgresql.conf lines.
+
+=cut
+
+sub new_node
+{
+	my ($name, $port, @settings) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', join("\n",
+		"shared_preload_libraries = 'dolon'",
+		"autovacuum = off",
+		"dolon.host = '127.0.0.1'",
+		"dolon.port = $port",
+		"dolon.frequency = '100ms'",
+		@settings) . "\n");
+	return $node;
+}
+
+=pod
+
+=item tracer_pid($node)
+
+The pid of the tracer worker as pg_stat_activity shows it, or '' if none.
+
+=cut
+
+sub tracer_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'dolon tracer'");
+}
+
+=pod
+
+=item check_log_clean($node)
+
+Passes if the server log shows no crash: no process terminated by a signal,
+no PANIC, no abnormal exit.
+
+=cut
+
+sub check_log_clean
+{
+	my ($node) = @_;
+	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
+	my @crashes = grep { /terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception/ }
+	  split /\n/, $log;
+	is(join("\n", @crashes), '', 'server log of ' . $node->name . ' shows no crash');
+}
+
+package DolonTest::Receiver;
+
+use strict;
+use warnings;
+
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use Time::HiRes qw(time);
+
+=pod
+
+=item DolonTest::Receiver->new([$port])
+
+A UDP socket bound to 127.0.0.1, on $port or on a free port.
+
+=cut
+
+sub new
+{
+	my ($class, $port) = @_;
+	my $self = bless { port => $port // 0, messages => [] }, $class;
+	$self->open;
+	return $self;
+}
+
+sub open
+{
+	my ($self) = @_;
+	$self->{socket} = IO::Socket::INET->new(
+		Proto => 'udp',
+		LocalAddr => '127.0.0.1',
+		LocalPort => $self->{port},
+		ReuseAddr => 1) or die "cannot bind UDP port: $!";
+	$self->{port} = $self->{socket}->sockport;
+	return;
+}
+
+=pod
+
+=item $receiver->close
+
+Close the socket, as a backend that goes down; open() binds the same port
+again.
+
+=cut
+
+sub close
+{
+	my ($self) = @_;
+	$self->{socket}->close;
+	delete $self->{socket};
+	return;
+}
+
+sub port { return $_[0]->{port}; }
+
+=pod
+
+=item $receiver->next_message($timeout)
+
+The next datagram, decoded, as a hash with the raw text under 'raw'; undef
+after $timeout seconds without one.  Dies on a datagram that is not JSON.
+
+=cut
+
+sub next_message
+{
+	my ($self, $timeout) = @_;
+	my $select = IO::Select->new($self->{socket});
+	return undef unless $select->can_read($timeout);
+	my $datagram;
+	$self->{socket}->recv($datagram, 65535);
+	my $message = JSON::PP->new->decode($datagram);
+	$message->{raw} = $datagram;
+	return $message;
+}
+
+=pod
+
+=item $receiver->wait_for($predicate, $what[, $timeout])
+
+Read datagrams until one satisfies $predicate, and return it; dies naming
+$what after $timeout (default 30) seconds.
+
+=cut
+
+sub wait_for
+{
+	my ($self, $predicate, $what, $timeout) = @_;
+	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
+	while ((my $left = $deadline - time) > 0)
+	{
+		my $message = $self->next_message($left);
+		next unless defined $message;
+		return $message if $predicate->($message);
+	}
+	die "timed out waiting for $what";
+}
+
+=pod
+
+=item $receiver->wait_for_run([$app_name])
+
+The next create_trace_run, of $app_name if given.
+
+=cut
+
+sub wait_for_run
+{
+	my ($self, $app_name) = @_;
+	return $self->wait_for(
+		sub {
+			my ($m) = @_;
+			return $m->{msg_type} eq 'create_trace_run'
+			  && (!defined $app_name || $m->{app_name} eq $app_name);
+		},
+		'a create_trace_run' . (defined $app_name ? " of $app_name" : ''));
+}
+
+=pod
+
+=item $receiver->wait_for_row($uuid)
+
+The next row of run $uuid.
+
+=cut
+
+sub wait_for_row
+{
+	my ($self, $uuid) = @_;
+	return $self->wait_for(
+		sub { $_[0]->{msg_type} eq 'row' && $_[0]->{uuid} eq $uuid },
+		"a row of run $uuid");
+}
+
+=pod
+
+=item $receiver->drain
+
+Discard what has arrived so far.
+
+=cut
+
+sub drain
+{
+	my ($self) = @_;
+	while (defined $self->next_message(0)) { }
+	return;
+}
+
+=pod
+
+=item $receiver->steady_value($uuid, $column, $columns)
+
+Wait until $count consecutive rows of run $uuid (default 3) carry the same
+value in column $column (an index), and return that value.  Rows sampled
+while a test client connects or disconnects can see it in passing; a value
+that holds over several samples is the steady state.
+
+=cut
+
+sub steady_value
+{
+	my ($self, $uuid, $column, $count) = @_;
+	$count //= 3;
+	my ($value, $seen) = (undef, 0);
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		my $row = $self->wait_for_row($uuid);
+		my $v = $row->{row_data}[$column];
+		if (defined $value && defined $v && $v == $value)
+		{
+			return $value if ++$seen >= $count;
+		}
+		else
+		{
+			($value, $seen) = ($v, 1);
+		}
+	}
+	die "column $column of run $uuid did not settle";
+}
+
+1;

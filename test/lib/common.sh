@@ -1,0 +1,101 @@
+# Shell functions shared by test/run, test/demo and the benchmarks: install
+# what dolon needs, build and install it, and run what PostgreSQL refuses to
+# run as root as the postgres user instead.
+#
+# Source it from bash after setting "top" to the root of the source tree.
+
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+
+# Debian packages needed to build dolon and to run its tests
+DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libipc-run-perl"
+
+say() { printf '== %s\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Install the missing packages, when we are root; otherwise say what is missing.
+ensure_dependencies() {
+	local missing="" pkg
+	for pkg in $DOLON_PACKAGES; do
+		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+			missing="$missing $pkg"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		die "missing packages:$missing (install them as root, or run this as root)"
+	fi
+	say "installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >/dev/null || die "apt-get update failed"
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+		die "could not install$missing"
+	# Debian creates and starts a main cluster on install; it would hold port
+	# 5432 for nothing, so stop it.
+	if command -v pg_ctlcluster >/dev/null; then
+		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
+	fi
+}
+
+# Build dolon and install it into the server's directories.
+build_and_install() {
+	say "building and installing dolon"
+	# with_llvm=no: no JIT bitcode, which would need clang at build time
+	make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no >/dev/null ||
+		die "build failed"
+	if [ -w "$($PG_CONFIG --pkglibdir)" ]; then
+		make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no install >/dev/null
+	else
+		sudo make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no install >/dev/null
+	fi || die "install failed"
+}
+
+# PostgreSQL will not run as root.  When root, copy the tree where the
+# postgres user can work in it and run the script $1 (a path inside the
+# tree) there as that user, with the other arguments; otherwise run it in
+# place.
+run_unprivileged() {
+	local script=$1 copy rc
+	shift
+	if [ "$(id -u)" -ne 0 ]; then
+		"$top/$script" "$@"
+		return
+	fi
+	copy=$(mktemp -d /tmp/dolon.XXXXXX)
+	tar -C "$top" --exclude=.git --exclude=tmp_check --exclude=results \
+		-cf - . | tar -C "$copy" -xf -
+	chown -R postgres: "$copy"
+	runuser -u postgres -- "$copy/$script" "$@"
+	rc=$?
+	rm -rf "$copy"
+	return $rc
+}
+
+# Create and start a scratch cluster with dolon preloaded, in directory $1,
+# listening on a socket of port $2 in that directory, and on no TCP port.
+# Further arguments are postgresql.conf lines.
+start_scratch_cluster() {
+	local dir=$1 port=$2 line
+	shift 2
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	"$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1 ||
+		die "initdb failed: see $dir/initdb.log"
+	{
+		echo "shared_preload_libraries = 'dolon'"
+		echo "listen_addresses = ''"
+		echo "port = $port"
+		echo "unix_socket_directories = '$dir'"
+		for line in "$@"; do echo "$line"; done
+	} >>"$dir/data/postgresql.conf"
+	"$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null ||
+		die "the scratch cluster did not start: see $dir/server.log"
+}
+
+stop_scratch_cluster() {
+	local dir=$1
+	[ -f "$dir/data/postmaster.pid" ] &&
+		"$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+	return 0
+}
