@@ -65,6 +65,7 @@ CREATE FUNCTION tracer_status(
     OUT host text,
     OUT port integer,
     OUT frequency interval,
+    OUT samples bigint,
     OUT rows_sent bigint,
     OUT send_errors bigint,
     OUT last_error text,

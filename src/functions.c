@@ -28,7 +28,7 @@ PG_FUNCTION_INFO_V1(dolon_diagnostics);
 PG_FUNCTION_INFO_V1(dolon_tracer_status);
 
 /* Number of columns of dolon.tracer_status() */
-#define TRACER_STATUS_COLS 13
+#define TRACER_STATUS_COLS 14
 
 Datum
 dolon_idle(PG_FUNCTION_ARGS)
@@ -151,6 +151,7 @@ dolon_tracer_status(PG_FUNCTION_ARGS)
 	frequency->time = (int64) status.frequency_ms * 1000;
 	values[i] = IntervalPGetDatum(frequency);
 	nulls[i++] = !status.has_run;
+	values[i++] = Int64GetDatum(status.samples);
 	values[i++] = Int64GetDatum(status.rows_sent);
 	values[i++] = Int64GetDatum(status.send_errors);
 	values[i] = CStringGetTextDatum(status.last_error);

@@ -18,6 +18,7 @@
 #include <limits.h>
 
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -104,17 +105,6 @@ dolon_define_settings(void)
 							   NULL,
 							   NULL);
 
-	DefineCustomStringVariable("dolon.database",
-							   "Database the tracer connects to.",
-							   "Table statistics (live_msgs, dead_msgs) are read in this database.",
-							   &dolon_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   check_database,
-							   NULL,
-							   NULL);
-
 	DefineCustomStringVariable("dolon.profilers",
 							   "Comma-separated list of the profilers the tracer samples, in column order.",
 							   NULL,
@@ -125,6 +115,23 @@ dolon_define_settings(void)
 							   check_profilers,
 							   assign_profilers,
 							   NULL);
+
+	/*
+	 * A setting that takes a restart can only be defined while
+	 * shared_preload_libraries is processed; loaded later, dolon runs no
+	 * tracer and has no use for it.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomStringVariable("dolon.database",
+								   "Database the tracer connects to.",
+								   "Table statistics (live_msgs, dead_msgs) are read in this database.",
+								   &dolon_database,
+								   "postgres",
+								   PGC_POSTMASTER,
+								   0,
+								   check_database,
+								   NULL,
+								   NULL);
 
 	MarkGUCPrefixReserved("dolon");
 }
