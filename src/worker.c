@@ -334,7 +334,7 @@ take_sample(Tracer *tracer)
 					(errmsg("dolon tracer could not take a sample: %s",
 							edata->message),
 					 suppressed > 0 ?
-					 errdetail("%lld similar failures were not logged.",
+					 errdetail("%lld more failed samples were not logged since the last report.",
 							   (long long) suppressed) : 0));
 		FreeErrorData(edata);
 	}
@@ -388,10 +388,9 @@ send_message(Tracer *tracer)
 	if (dolon_throttle_permits(&tracer->send_throttle, &suppressed))
 		ereport(LOG,
 				(errmsg("dolon tracer %s", tracer->sender.error),
-				 errdetail("Samples are taken all the same; the run is announced again once sending works."),
 				 suppressed > 0 ?
-				 errhint("%lld other send failures were not logged.",
-						 (long long) suppressed) : 0));
+				 errdetail("%lld more send failures were not logged since the last report.",
+						   (long long) suppressed) : 0));
 	return false;
 }
 
