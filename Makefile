@@ -2,12 +2,17 @@
 
 MODULE_big = dolon
 OBJS = \
+	src/custom_profilers.o \
 	src/dolon.o \
+	src/function_profiling.o \
 	src/functions.o \
 	src/guc.o \
+	src/host.o \
+	src/profilers.o \
 	src/protocol.o \
 	src/sampling.o \
 	src/throttle.o \
+	src/tracers.o \
 	src/transport.o \
 	src/worker.o
 

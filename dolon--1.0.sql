@@ -4,6 +4,19 @@
 \echo Use "CREATE EXTENSION dolon" to load this file. \quit
 
 --
+-- The role allowed to change what is traced: start and stop tracers,
+-- profile functions.  Roles belong to the cluster, not to the extension:
+-- it may exist already, from another database, and outlives DROP EXTENSION.
+--
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'dolon_admin') THEN
+    CREATE ROLE dolon_admin NOLOGIN;
+  END IF;
+END
+$$;
+
+--
 -- Diagnostics, computed now by the calling backend
 --
 CREATE FUNCTION idle()
@@ -52,44 +65,160 @@ AS 'MODULE_PATHNAME', 'dolon_diagnostics'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED ROWS 8;
 
 COMMENT ON FUNCTION diagnostics() IS
-'the row the tracer would send now: one value per profiler of dolon.profilers, in column order';
+'the row the configured tracer would send now, one (name, value) per column';
+
+CREATE FUNCTION diagnostics(VARIADIC profilers text[], OUT name text, OUT value float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dolon_diagnostics'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED ROWS 8;
+
+COMMENT ON FUNCTION diagnostics(text[]) IS
+'the row these profilers give now, one (name, value) per column';
 
 --
--- The tracer worker
+-- Tracers
 --
-CREATE FUNCTION tracer_status(
+CREATE TABLE tracer_definitions (
+    tracer_name text PRIMARY KEY,
+    frequency_ms integer NOT NULL,
+    host text NOT NULL,
+    port integer NOT NULL,
+    profilers text NOT NULL,
+    created timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE tracer_definitions IS
+'tracers started with dolon.start_tracer(), started again at server start';
+
+SELECT pg_catalog.pg_extension_config_dump('tracer_definitions', '');
+
+CREATE FUNCTION start_tracer(tracer_name text, frequency interval, host text,
+                             port integer, VARIADIC profilers text[])
+RETURNS uuid
+AS 'MODULE_PATHNAME', 'dolon_start_tracer'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION start_tracer(text, interval, text, integer, text[]) IS
+'start a tracer, kept until stopped; returns the uuid of its first run';
+
+CREATE FUNCTION stop_tracer(tracer_name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dolon_stop_tracer'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION stop_tracer(text) IS
+'stop a tracer started with dolon.start_tracer()';
+
+CREATE FUNCTION tracer_states(
+    OUT tracer_name text,
+    OUT configured boolean,
     OUT pid integer,
     OUT run_uuid uuid,
     OUT run_started timestamptz,
-    OUT tracer_name text,
     OUT host text,
     OUT port integer,
     OUT frequency interval,
+    OUT profilers text,
+    OUT columns integer,
     OUT samples bigint,
     OUT rows_sent bigint,
     OUT send_errors bigint,
+    OUT profiler_errors bigint,
     OUT last_error text,
     OUT last_error_time timestamptz,
     OUT last_sample_us float8,
-    OUT mean_sample_us float8)
-RETURNS record
-AS 'MODULE_PATHNAME', 'dolon_tracer_status'
+    OUT mean_sample_us float8,
+    OUT slot integer)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dolon_tracer_states'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
 
+CREATE VIEW tracers AS
+  SELECT tracer_name, configured, pid, run_uuid, run_started, host, port,
+         frequency, profilers, columns, samples, rows_sent, send_errors,
+         profiler_errors, last_error, last_error_time, last_sample_us,
+         mean_sample_us
+  FROM tracer_states()
+  ORDER BY slot;
+
+COMMENT ON VIEW tracers IS
+'every tracer: the configured one and those started with dolon.start_tracer()';
+
 CREATE VIEW tracer AS
-  SELECT * FROM tracer_status();
+  SELECT tracer_name, pid, run_uuid, run_started, host, port, frequency,
+         profilers, columns, samples, rows_sent, send_errors, profiler_errors,
+         last_error, last_error_time, last_sample_us, mean_sample_us
+  FROM tracer_states()
+  WHERE configured;
 
 COMMENT ON VIEW tracer IS
-'state of the dolon tracer background worker';
+'the tracer configured in postgresql.conf';
 
 --
--- Reading the server's state is for monitoring roles only
+-- Function profiling
+--
+CREATE FUNCTION profile(regprocedure)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dolon_profile'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION profile(regprocedure) IS
+'count the calls of a function; false if it was profiled already';
+
+CREATE FUNCTION unprofile(regprocedure)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dolon_unprofile'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION unprofile(regprocedure) IS
+'stop counting the calls of a function; false if it was not profiled';
+
+CREATE FUNCTION clear()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dolon_clear'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION clear() IS
+'stop profiling every function, of every database; returns how many were';
+
+CREATE FUNCTION function_stats_all(
+    OUT dbid oid,
+    OUT database text,
+    OUT funcid oid,
+    OUT function text,
+    OUT column_name text,
+    OUT hits bigint,
+    OUT active_instances bigint,
+    OUT completed_calls bigint,
+    OUT average_time float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dolon_function_stats'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW function_stats AS
+  SELECT * FROM function_stats_all();
+
+COMMENT ON VIEW function_stats IS
+'calls of the profiled functions: hits, active instances, average time in seconds';
+
+--
+-- Privileges: reading is for monitoring roles, changing what is traced for
+-- dolon_admin; superusers can do everything
 --
 REVOKE ALL ON FUNCTION idle(), count_db_connections(), active_tasks(),
-    live_msgs(), dead_msgs(), diagnostics(), tracer_status() FROM PUBLIC;
-REVOKE ALL ON tracer FROM PUBLIC;
+    live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
+    tracer_states(), function_stats_all(),
+    start_tracer(text, interval, text, integer, text[]), stop_tracer(text),
+    profile(regprocedure), unprofile(regprocedure), clear() FROM PUBLIC;
+REVOKE ALL ON tracer, tracers, function_stats, tracer_definitions FROM PUBLIC;
 
-GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor;
+GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor, dolon_admin;
 GRANT EXECUTE ON FUNCTION idle(), count_db_connections(), active_tasks(),
-    live_msgs(), dead_msgs(), diagnostics(), tracer_status() TO pg_monitor;
-GRANT SELECT ON tracer TO pg_monitor;
+    live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
+    tracer_states(), function_stats_all() TO pg_monitor;
+GRANT SELECT ON tracer, tracers, function_stats TO pg_monitor;
+
+GRANT EXECUTE ON FUNCTION start_tracer(text, interval, text, integer, text[]),
+    stop_tracer(text), profile(regprocedure), unprofile(regprocedure), clear()
+    TO dolon_admin;
+GRANT SELECT, INSERT, DELETE ON tracer_definitions TO dolon_admin;

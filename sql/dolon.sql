@@ -144,7 +144,7 @@ SELECT dolon.idle();
 SELECT dolon.live_msgs();
 SELECT * FROM dolon.diagnostics();
 SELECT pid FROM dolon.tracer;
-SELECT pid FROM dolon.tracer_status();
+SELECT pid FROM dolon.tracer_states();
 RESET ROLE;
 
 SET ROLE dolon_monitor;

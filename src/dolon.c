@@ -26,9 +26,6 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Status of the tracer worker, in shared memory; NULL if not preloaded */
-DolonTracerStatus *dolon_shared_status = NULL;
-
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
@@ -47,7 +44,7 @@ _PG_init(void)
 	{
 		ereport(WARNING,
 				(errmsg("dolon is not loaded through shared_preload_libraries"),
-				 errdetail("The dolon tracer does not run; only the diagnostic functions work."),
+				 errdetail("No tracer runs and no function is profiled; only the diagnostic functions work."),
 				 errhint("Add dolon to shared_preload_libraries in postgresql.conf and restart the server.")));
 		return;
 	}
@@ -57,11 +54,13 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = dolon_shmem_startup;
 
-	dolon_register_tracer_worker();
+	dolon_install_function_hooks();
+	dolon_register_configured_tracer();
 }
 
 /*
- * shmem_request hook: reserve room for the tracer status
+ * shmem_request hook: reserve room for the tracer slots and the profiled
+ * functions, and their locks
  */
 static void
 dolon_shmem_request(void)
@@ -69,29 +68,23 @@ dolon_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 
-	RequestAddinShmemSpace(MAXALIGN(sizeof(DolonTracerStatus)));
+	RequestAddinShmemSpace(dolon_tracers_shmem_size());
+	RequestAddinShmemSpace(dolon_function_profiling_shmem_size());
+	RequestNamedLWLockTranche("dolon", DOLON_NUM_LOCKS);
 }
 
 /*
- * shmem_startup hook: attach to, and if need be initialize, the tracer status
+ * shmem_startup hook: attach to, and if need be initialize, shared state
  */
 static void
 dolon_shmem_startup(void)
 {
-	bool		found;
-
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	dolon_shared_status = ShmemInitStruct("dolon tracer status",
-										  sizeof(DolonTracerStatus),
-										  &found);
-	if (!found)
-	{
-		memset(dolon_shared_status, 0, sizeof(DolonTracerStatus));
-		SpinLockInit(&dolon_shared_status->mutex);
-	}
+	dolon_tracers_shmem_init();
+	dolon_function_profiling_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -102,7 +95,7 @@ dolon_shmem_startup(void)
 void
 dolon_require_shared_state(void)
 {
-	if (dolon_shared_status == NULL)
+	if (dolon_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("dolon must be loaded via shared_preload_libraries"),

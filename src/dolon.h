@@ -7,14 +7,19 @@
  * sample, as one UDP datagram in the JSON protocol of the mnemic tracing
  * system, to a tracing backend.  The pieces are:
  *
- *	dolon.c			module entry point, shared memory, worker registration
- *	guc.c			the dolon.* settings and their validation
- *	sampling.c		the built-in profilers and where each reads its value
- *	protocol.c		encoding of mnemic messages
- *	transport.c		the UDP socket towards the backend
- *	throttle.c		rate limiting of repeated log messages
- *	worker.c		the "dolon tracer" background worker loop
- *	functions.c		the SQL-callable functions
+ *	dolon.c				module entry point, shared memory
+ *	guc.c				the dolon.* settings and their validation
+ *	profilers.c			profiler lists: parsing, and the columns of a run
+ *	sampling.c			the built-in profilers read from shared memory
+ *	host.c				the built-in profilers read from /proc
+ *	custom_profilers.c	SQL functions used as profilers
+ *	function_profiling.c counting the calls of profiled functions
+ *	protocol.c			encoding of mnemic messages
+ *	transport.c			the UDP socket towards the backend
+ *	throttle.c			rate limiting of repeated log messages
+ *	tracers.c			tracer slots in shared memory, start and stop
+ *	worker.c			the tracer background worker loop
+ *	functions.c			the SQL-callable functions
  *
  *-------------------------------------------------------------------------
  */
@@ -25,6 +30,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/uuid.h"
 
@@ -39,36 +45,102 @@
 /* A host name (RFC 1035) or an address literal, with a terminating NUL */
 #define DOLON_MAX_HOST_BYTES 256
 
+/* The text of a tracer's list of profilers, as kept in shared memory */
+#define DOLON_MAX_PROFILERS_BYTES 2048
+
 /* Length of the text form of a UUID, without the terminating NUL */
 #define DOLON_UUID_TEXT_LEN 36
 
-/* The last error the worker met, as shown by dolon.tracer */
+/* The last error a tracer met, as shown by dolon.tracers */
 #define DOLON_MAX_ERROR_BYTES 256
 
+/* A column name: a function name and a suffix such as _active_instances */
+#define DOLON_MAX_COLUMN_BYTES (NAMEDATALEN + 32)
+
+/* The smallest interval between two samples, in milliseconds */
+#define DOLON_MIN_FREQUENCY_MS 10
+
 /*
- * Built-in profilers, in the order they are documented.  The names are the
- * column names sent to the backend.
+ * Built-in profilers, in the order they are documented.  Their names are
+ * the column names sent to the backend.
  */
-typedef enum DolonProfilerId
+typedef enum DolonBuiltinProfiler
 {
 	PROFILER_IDLE,
 	PROFILER_COUNT_DB_CONNECTIONS,
 	PROFILER_ACTIVE_TASKS,
 	PROFILER_LIVE_MSGS,
 	PROFILER_DEAD_MSGS,
-	NUM_BUILTIN_PROFILERS
-} DolonProfilerId;
+	PROFILER_IDLE_IN_TRANSACTION,
+	PROFILER_WAITING_ON_LOCKS,
+	PROFILER_MAX_CONNECTIONS,
+	PROFILER_CONNECTIONS_PERCENT,
+	PROFILER_OLDEST_TRANSACTION_SECONDS,
+	PROFILER_XACT_COMMIT_RATE,
+	PROFILER_XACT_ROLLBACK_RATE,
+	PROFILER_DEADLOCKS,
+	PROFILER_REPLICATION_LAG_SECONDS,
+	PROFILER_CPU_PERCENT,
+	PROFILER_VIRTUAL_MEMORY_PERCENT,
+	PROFILER_MEMORY_USE,
+	PROFILER_MEM_ALLOCATION,
+	NUM_BUILTIN_PROFILERS,
+	PROFILER_CUSTOM = NUM_BUILTIN_PROFILERS /* an SQL function */
+} DolonBuiltinProfiler;
 
 /*
- * A parsed dolon.profilers setting: the profilers of a row, in column
- * order.  Allocated with malloc() by the GUC check hook, as GUC "extra"
- * data must be.
+ * One profiler as configured: a built-in one, or an SQL function named by
+ * an optional schema and a function name.  Zero-filled before it is set, so
+ * that two specs compare equal with memcmp().
+ */
+typedef struct DolonProfilerSpec
+{
+	DolonBuiltinProfiler builtin;
+	char		schema[NAMEDATALEN];	/* custom only; empty if unqualified */
+	char		function[NAMEDATALEN];	/* custom only */
+} DolonProfilerSpec;
+
+/*
+ * A parsed list of profilers, in column order.  As GUC "extra" data it is
+ * allocated with malloc(), as the GUC machinery requires.
  */
 typedef struct DolonProfilerList
 {
 	int			count;
-	DolonProfilerId ids[FLEXIBLE_ARRAY_MEMBER];
+	DolonProfilerSpec items[FLEXIBLE_ARRAY_MEMBER];
 } DolonProfilerList;
+
+#define DolonProfilerListSize(count) \
+	(offsetof(DolonProfilerList, items) + (count) * sizeof(DolonProfilerSpec))
+
+/* What a column of a run carries */
+typedef enum DolonColumnKind
+{
+	COLUMN_BUILTIN,
+	COLUMN_CUSTOM,
+	COLUMN_FUNCTION_HITS,
+	COLUMN_FUNCTION_ACTIVE_INSTANCES,
+	COLUMN_FUNCTION_AVERAGE_TIME
+} DolonColumnKind;
+
+/* A column of a run, resolved when the run starts */
+typedef struct DolonColumn
+{
+	DolonColumnKind kind;
+	char		name[DOLON_MAX_COLUMN_BYTES];
+	DolonBuiltinProfiler builtin;	/* COLUMN_BUILTIN */
+	Oid			function;		/* COLUMN_CUSTOM; InvalidOid if unresolved */
+	Oid			result_type;	/* COLUMN_CUSTOM */
+	int			entry;			/* COLUMN_FUNCTION_*: index in shared memory */
+	uint64		entry_generation;	/* ... and the entry's generation */
+} DolonColumn;
+
+/* The columns of a run */
+typedef struct DolonColumns
+{
+	int			count;
+	DolonColumn items[FLEXIBLE_ARRAY_MEMBER];
+} DolonColumns;
 
 /*
  * Counts read from the backend status entries in shared memory, the source
@@ -77,8 +149,11 @@ typedef struct DolonProfilerList
 typedef struct DolonBackendActivity
 {
 	int64		connections;	/* entries with a database: sum(numbackends) */
-	int64		idle;			/* state = 'idle' */
-	int64		active;			/* state = 'active' */
+	int64		client_backends;	/* backend_type 'client backend' */
+	int64		idle;			/* state 'idle' */
+	int64		active;			/* state 'active' */
+	int64		idle_in_transaction;	/* state 'idle in transaction' */
+	TimestampTz oldest_xact_start;	/* 0 if no transaction runs */
 } DolonBackendActivity;
 
 /* Tuple counts summed over the tables of pg_stat_user_tables */
@@ -88,22 +163,66 @@ typedef struct DolonTableTuples
 	int64		dead;
 } DolonTableTuples;
 
+/* Counters summed over the rows of pg_stat_database */
+typedef struct DolonDatabaseCounters
+{
+	int64		xact_commit;
+	int64		xact_rollback;
+	int64		deadlocks;
+} DolonDatabaseCounters;
+
+/* Readings of /proc/stat, kept from one sample to the next */
+typedef struct DolonCpuReading
+{
+	uint64		busy;
+	uint64		total;
+	bool		valid;
+} DolonCpuReading;
+
+/*
+ * The state a process keeps from one sample to the next, for the profilers
+ * that measure a change since the previous sample.
+ */
+typedef struct DolonSampleHistory
+{
+	DolonCpuReading cpu;
+	bool		have_counters;
+	DolonDatabaseCounters counters;
+	TimestampTz counters_time;
+} DolonSampleHistory;
+
 /*
  * One sample in the making: each source of values is read at most once per
  * sample, however many profilers use it.
  */
 typedef struct DolonSample
 {
+	TimestampTz time;
+	DolonSampleHistory *history;
+	Oid			profiler_role;	/* custom profilers run as this role */
 	bool		have_backend_activity;
 	DolonBackendActivity backend_activity;
+	bool		have_waiting_on_locks;
+	int64		waiting_on_locks;
 	bool		have_table_tuples;
 	DolonTableTuples table_tuples;
+	bool		have_database_counters;
+	DolonDatabaseCounters database_counters;
+	bool		rates_known;	/* false on the first sample */
+	double		xact_commit_rate;
+	double		xact_rollback_rate;
+	bool		have_server_memory;
+	bool		server_memory_known;
+	double		server_pss_gb;
+	double		server_private_mb;
+	bool		warn_each_failure;	/* report each failure as a WARNING */
+	int			profiler_failures;	/* custom profilers that failed */
+	char		profiler_error[DOLON_MAX_ERROR_BYTES];	/* the last failure */
 } DolonSample;
 
 /*
- * State of the tracer worker, kept in shared memory so that dolon.tracer can
- * show it.  Written by the worker, read by any backend; every field is
- * protected by the mutex.
+ * State of one tracer, kept in shared memory so that dolon.tracers can show
+ * it.  Written by the tracer's worker, read by any backend, under mutex.
  */
 typedef struct DolonTracerStatus
 {
@@ -112,18 +231,55 @@ typedef struct DolonTracerStatus
 	bool		has_run;		/* false until the first run starts */
 	pg_uuid_t	run_uuid;
 	TimestampTz run_started;
-	char		tracer_name[DOLON_MAX_TRACER_NAME_BYTES];
 	char		host[DOLON_MAX_HOST_BYTES];
 	int			port;
 	int			frequency_ms;
+	int			columns;
+	int64		samples;
 	int64		rows_sent;
 	int64		send_errors;
+	int64		profiler_errors;
 	char		last_error[DOLON_MAX_ERROR_BYTES];
 	TimestampTz last_error_time;	/* 0 when there was no error */
 	double		last_sample_us;
 	double		total_sample_us;
-	int64		samples;
 } DolonTracerStatus;
+
+/*
+ * A slot for one tracer in shared memory.  Slot 0 is the tracer configured
+ * in postgresql.conf; the others hold tracers started with
+ * dolon.start_tracer().  The definition is written under the slots lock
+ * when the slot is taken and does not change while it is in use.
+ */
+typedef struct DolonTracerSlot
+{
+	bool		in_use;
+	uint64		ticket;			/* identifies this use of the slot */
+	char		name[DOLON_MAX_TRACER_NAME_BYTES];
+	char		host[DOLON_MAX_HOST_BYTES];
+	int			port;
+	int			frequency_ms;
+	char		profilers[DOLON_MAX_PROFILERS_BYTES];
+	pg_uuid_t	first_run_uuid;
+	TransactionId start_xid;	/* the worker waits for it to commit */
+	TransactionId stop_xid;		/* the worker stops when it commits */
+	DolonTracerStatus status;
+} DolonTracerSlot;
+
+typedef struct DolonSharedState
+{
+	LWLock	   *lock;			/* protects the slots' definitions */
+	int			max_tracers;
+	DolonTracerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} DolonSharedState;
+
+/* The slot of the tracer configured in postgresql.conf */
+#define CONFIGURED_TRACER_SLOT 0
+
+/* The LWLocks of dolon, in the named tranche "dolon" */
+#define DOLON_LOCK_TRACERS 0
+#define DOLON_LOCK_FUNCTIONS 1
+#define DOLON_NUM_LOCKS 2
 
 /*
  * The UDP socket towards a mnemic backend.  See transport.c.
@@ -150,7 +306,6 @@ typedef struct DolonLogThrottle
 } DolonLogThrottle;
 
 /* dolon.c */
-extern DolonTracerStatus *dolon_shared_status;
 extern void dolon_require_shared_state(void);
 
 /* guc.c */
@@ -159,26 +314,68 @@ extern int	dolon_port;
 extern int	dolon_frequency_ms;
 extern char *dolon_tracer_name;
 extern char *dolon_database;
+extern char *dolon_profilers;
 extern DolonProfilerList *dolon_profiler_list;
+extern int	dolon_max_tracers;
+extern char *dolon_profiler_role;
+extern int	dolon_profiler_timeout_ms;
+extern int	dolon_max_profiled_functions;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
+extern bool dolon_host_is_valid(const char *host, const char **detail,
+								const char **hint);
+
+/* profilers.c */
+extern const char *dolon_builtin_profiler_name(DolonBuiltinProfiler id);
+extern char *dolon_builtin_profiler_names(void);
+extern bool dolon_parse_profilers(const char *text, DolonProfilerList **list,
+								  char **detail, char **hint);
+extern char *dolon_profilers_text(const DolonProfilerList *list);
+extern bool dolon_same_profilers(const DolonProfilerList *a,
+								 const DolonProfilerList *b);
+extern bool dolon_has_custom_profilers(const DolonProfilerList *list);
+extern DolonColumns *dolon_build_columns(const DolonProfilerList *profilers,
+										 bool report_errors);
+extern void dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
+							 double *values, bool *nulls);
 
 /* sampling.c */
-extern const char *dolon_profiler_name(DolonProfilerId id);
-extern bool dolon_profiler_lookup(const char *name, DolonProfilerId *id);
-extern char *dolon_profiler_names(void);
+extern double dolon_builtin_value(DolonSample *sample,
+								  DolonBuiltinProfiler id, bool *isnull);
 extern void dolon_read_backend_activity(DolonBackendActivity *activity);
 extern void dolon_read_table_tuples(DolonTableTuples *tuples);
-extern void dolon_sample_row(DolonSample *sample,
-							 const DolonProfilerList *profilers,
-							 double *values, bool *nulls);
+
+/* host.c */
+extern bool dolon_read_cpu_percent(DolonCpuReading *previous, double *percent);
+extern bool dolon_read_virtual_memory_percent(double *percent);
+extern bool dolon_read_server_memory(double *pss_gb, double *private_mb);
+
+/* custom_profilers.c */
+extern const char *dolon_check_profiler_function(const DolonProfilerSpec *spec,
+												 Oid *function, Oid *result_type,
+												 char **detail, char **hint);
+extern Oid	dolon_profiler_role_oid(char **problem);
+extern bool dolon_call_profiler_function(DolonSample *sample,
+										 const DolonColumn *column,
+										 double *value);
+
+/* function_profiling.c */
+extern Size dolon_function_profiling_shmem_size(void);
+extern void dolon_function_profiling_shmem_init(void);
+extern void dolon_install_function_hooks(void);
+extern uint64 dolon_profiled_functions_generation(void);
+extern int	dolon_add_function_columns(DolonColumns **columns);
+extern double dolon_function_column_value(const DolonColumn *column,
+										  bool *isnull);
 
 /* protocol.c */
 extern void mnemic_new_run_uuid(pg_uuid_t *uuid);
 extern void mnemic_uuid_text(const pg_uuid_t *uuid, char *text);
+extern void mnemic_plain_column_name(const char *name, char *column,
+									 size_t size);
 extern void mnemic_encode_create_trace_run(StringInfo buf,
 										   const char *app_name,
-										   const DolonProfilerList *profilers,
+										   const DolonColumns *columns,
 										   const char *uuid_text);
 extern void mnemic_encode_row(StringInfo buf, const double *values,
 							  const bool *nulls, int count,
@@ -195,8 +392,15 @@ extern bool mnemic_sender_send(MnemicSender *sender, const char *data,
 extern bool dolon_throttle_permits(DolonLogThrottle *throttle,
 								   int64 *suppressed);
 
+/* tracers.c */
+extern DolonSharedState *dolon_shared;
+extern Size dolon_tracers_shmem_size(void);
+extern void dolon_tracers_shmem_init(void);
+extern void dolon_restore_tracers(void);
+
 /* worker.c */
-extern void dolon_register_tracer_worker(void);
+extern void dolon_register_configured_tracer(void);
+extern bool dolon_launch_tracer(int slot, uint64 ticket);
 extern PGDLLEXPORT void dolon_tracer_main(Datum main_arg);
 
 #endif							/* DOLON_H */

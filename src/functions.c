@@ -5,15 +5,17 @@
  *
  * The diagnostic functions compute their value in the calling backend, from
  * the same sources and with the same code as the tracer worker, so they work
- * whether or not the worker runs.  dolon.tracer_status() shows what the
- * worker has recorded in shared memory.
+ * whether or not a tracer runs.  The functions that manage tracers and
+ * profiled functions are in tracers.c and function_profiling.c.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -76,14 +78,19 @@ dolon_dead_msgs(PG_FUNCTION_ARGS)
 }
 
 /*
- * dolon.diagnostics(): the row the tracer would send now, as one
- * (name, value) pair per column, in column order.
+ * dolon.diagnostics([VARIADIC profilers text[]]): a row computed now, as one
+ * (name, value) pair per column, in column order.  Without arguments, the
+ * row the configured tracer would send now; with, the row of those
+ * profilers.  Custom profilers run as they would in a tracer; a failure
+ * gives null and a warning.
  */
 Datum
 dolon_diagnostics(PG_FUNCTION_ARGS)
 {
+	static DolonSampleHistory history;
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	const DolonProfilerList *profilers = dolon_profiler_list;
+	DolonProfilerList *profilers = dolon_profiler_list;
+	DolonColumns *columns;
 	DolonSample sample;
 	double	   *values;
 	bool	   *nulls;
@@ -91,79 +98,71 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	values = palloc(profilers->count * sizeof(double));
-	nulls = palloc(profilers->count * sizeof(bool));
-	memset(&sample, 0, sizeof(sample));
-	dolon_sample_row(&sample, profilers, values, nulls);
+	if (PG_NARGS() > 0)
+	{
+		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
+		Datum	   *elements;
+		bool	   *element_nulls;
+		int			count;
+		StringInfoData joined;
+		char	   *detail;
+		char	   *hint;
 
-	for (i = 0; i < profilers->count; i++)
+		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
+						  &elements, &element_nulls, &count);
+		initStringInfo(&joined);
+		for (i = 0; i < count; i++)
+		{
+			if (!element_nulls[i])
+				appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
+								 TextDatumGetCString(elements[i]));
+		}
+		if (!dolon_parse_profilers(joined.data, &profilers, &detail, &hint))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid list of profilers"),
+					 errdetail("%s", detail),
+					 hint ? errhint("%s", hint) : 0));
+		/* The list was malloc'd, as for a setting: keep a palloc'd copy */
+		{
+			DolonProfilerList *copy = palloc(DolonProfilerListSize(profilers->count));
+
+			memcpy(copy, profilers, DolonProfilerListSize(profilers->count));
+			free(profilers);
+			profilers = copy;
+		}
+	}
+
+	columns = dolon_build_columns(profilers, true);
+	values = palloc(columns->count * sizeof(double));
+	nulls = palloc(columns->count * sizeof(bool));
+
+	memset(&sample, 0, sizeof(sample));
+	sample.time = GetCurrentTimestamp();
+	sample.history = &history;
+	if (dolon_has_custom_profilers(profilers))
+	{
+		char	   *problem;
+
+		sample.profiler_role = dolon_profiler_role_oid(&problem);
+		if (!OidIsValid(sample.profiler_role))
+			ereport(WARNING,
+					(errmsg("custom profilers are not run: %s", problem),
+					 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+	}
+	sample.warn_each_failure = true;
+	dolon_sample_row(&sample, columns, values, nulls);
+
+	for (i = 0; i < columns->count; i++)
 	{
 		Datum		row[2];
 		bool		row_nulls[2] = {false, false};
 
-		row[0] = CStringGetTextDatum(dolon_profiler_name(profilers->ids[i]));
+		row[0] = CStringGetTextDatum(columns->items[i].name);
 		row[1] = Float8GetDatum(values[i]);
 		row_nulls[1] = nulls[i];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, row_nulls);
 	}
 
 	return (Datum) 0;
-}
-
-/*
- * dolon.tracer_status(): the state of the tracer worker, as one row.  All
- * but the counters are null while no run was started.
- */
-Datum
-dolon_tracer_status(PG_FUNCTION_ARGS)
-{
-	DolonTracerStatus status;
-	TupleDesc	tupdesc;
-	Datum		values[TRACER_STATUS_COLS];
-	bool		nulls[TRACER_STATUS_COLS];
-	Interval   *frequency;
-	int			i = 0;
-
-	dolon_require_shared_state();
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
-
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	memcpy(&status, dolon_shared_status, sizeof(status));
-	SpinLockRelease(&dolon_shared_status->mutex);
-
-	memset(nulls, 0, sizeof(nulls));
-
-	values[i] = Int32GetDatum(status.pid);
-	nulls[i++] = status.pid == 0;
-	values[i] = UUIDPGetDatum(&status.run_uuid);
-	nulls[i++] = !status.has_run;
-	values[i] = TimestampTzGetDatum(status.run_started);
-	nulls[i++] = !status.has_run;
-	values[i] = CStringGetTextDatum(status.tracer_name);
-	nulls[i++] = !status.has_run;
-	values[i] = CStringGetTextDatum(status.host);
-	nulls[i++] = !status.has_run;
-	values[i] = Int32GetDatum(status.port);
-	nulls[i++] = !status.has_run;
-	frequency = palloc0(sizeof(Interval));
-	frequency->time = (int64) status.frequency_ms * 1000;
-	values[i] = IntervalPGetDatum(frequency);
-	nulls[i++] = !status.has_run;
-	values[i++] = Int64GetDatum(status.samples);
-	values[i++] = Int64GetDatum(status.rows_sent);
-	values[i++] = Int64GetDatum(status.send_errors);
-	values[i] = CStringGetTextDatum(status.last_error);
-	nulls[i++] = status.last_error_time == 0;
-	values[i] = TimestampTzGetDatum(status.last_error_time);
-	nulls[i++] = status.last_error_time == 0;
-	values[i] = Float8GetDatum(status.last_sample_us);
-	nulls[i++] = status.samples == 0;
-	values[i] = Float8GetDatum(status.samples > 0 ?
-							   status.total_sample_us / status.samples : 0);
-	nulls[i++] = status.samples == 0;
-	Assert(i == TRACER_STATUS_COLS);
-
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

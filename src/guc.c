@@ -17,6 +17,8 @@
 #include <ctype.h>
 #include <limits.h>
 
+#include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -42,8 +44,20 @@ char	   *dolon_tracer_name = NULL;
 char	   *dolon_database = NULL;
 
 /* dolon.profilers, as text and parsed */
-static char *dolon_profilers = NULL;
+char	   *dolon_profilers = NULL;
 DolonProfilerList *dolon_profiler_list = NULL;
+
+/* Number of tracer slots, the configured tracer included */
+int			dolon_max_tracers = 8;
+
+/* Role that custom profilers run as */
+char	   *dolon_profiler_role = NULL;
+
+/* Statement timeout of a custom profiler, in milliseconds */
+int			dolon_profiler_timeout_ms = 1000;
+
+/* Number of functions that can be profiled at once */
+int			dolon_max_profiled_functions = 100;
 
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
@@ -86,7 +100,7 @@ dolon_define_settings(void)
 							NULL,
 							&dolon_frequency_ms,
 							1000,
-							10,
+							DOLON_MIN_FREQUENCY_MS,
 							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
@@ -116,22 +130,77 @@ dolon_define_settings(void)
 							   assign_profilers,
 							   NULL);
 
+	DefineCustomStringVariable("dolon.profiler_role",
+							   "Role that custom profilers run as.",
+							   "Custom profilers do not run unless it names a role that is not a superuser.",
+							   &dolon_profiler_role,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("dolon.profiler_timeout",
+							"Statement timeout of a custom profiler.",
+							"A profiler that runs longer is cancelled; its value is null.",
+							&dolon_profiler_timeout_ms,
+							1000,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
 	/*
-	 * A setting that takes a restart can only be defined while
+	 * Settings that take a restart can only be defined while
 	 * shared_preload_libraries is processed; loaded later, dolon runs no
-	 * tracer and has no use for it.
+	 * tracer, profiles nothing and has no use for them.
 	 */
-	if (process_shared_preload_libraries_in_progress)
-		DefineCustomStringVariable("dolon.database",
-								   "Database the tracer connects to.",
-								   "Table statistics (live_msgs, dead_msgs) are read in this database.",
-								   &dolon_database,
-								   "postgres",
-								   PGC_POSTMASTER,
-								   0,
-								   check_database,
-								   NULL,
-								   NULL);
+	if (!process_shared_preload_libraries_in_progress)
+	{
+		MarkGUCPrefixReserved("dolon");
+		return;
+	}
+
+	DefineCustomIntVariable("dolon.max_tracers",
+							"Maximum number of tracers, the configured one included.",
+							NULL,
+							&dolon_max_tracers,
+							8,
+							1,
+							1000,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("dolon.max_profiled_functions",
+							"Maximum number of functions profiled at once.",
+							NULL,
+							&dolon_max_profiled_functions,
+							100,
+							1,
+							100000,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomStringVariable("dolon.database",
+							   "Database the tracers connect to.",
+							   "Table statistics and custom profilers are read there, and tracers started from SQL are recorded there.",
+							   &dolon_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   0,
+							   check_database,
+							   NULL,
+							   NULL);
 
 	MarkGUCPrefixReserved("dolon");
 }
@@ -151,39 +220,52 @@ dolon_effective_tracer_name(void)
 
 /*
  * A host is a DNS name or an IPv4 or IPv6 address literal (with an optional
- * zone).  Only its form is checked; it is resolved by the worker.
+ * zone).  Only its form is checked; it is resolved by the worker.  Returns
+ * false with a detail, and maybe a hint, if it is not valid.
  */
+bool
+dolon_host_is_valid(const char *host, const char **detail, const char **hint)
+{
+	const char *c;
+
+	*detail = NULL;
+	*hint = NULL;
+	if (host == NULL || host[0] == '\0')
+		*detail = "The host of the mnemic backend must not be empty.";
+	else if (strlen(host) >= DOLON_MAX_HOST_BYTES)
+		*detail = psprintf("A host name has at most %d characters.",
+						   DOLON_MAX_HOST_BYTES - 1);
+	else
+	{
+		for (c = host; *c != '\0'; c++)
+		{
+			if (!(isalnum((unsigned char) *c) || strchr(".-_:%", *c) != NULL))
+			{
+				*detail = psprintf("\"%s\" is not a valid host name or address.",
+								   host);
+				if (*c == '[' || *c == ']')
+					*hint = "Write IPv6 addresses without brackets, as in ::1.";
+				else
+					*hint = "A host is a DNS name or an IPv4 or IPv6 address.";
+				break;
+			}
+		}
+	}
+	return *detail == NULL;
+}
+
 static bool
 check_host(char **newval, void **extra, GucSource source)
 {
-	const char *host = *newval;
-	const char *c;
+	const char *detail;
+	const char *hint;
 
-	if (host == NULL || host[0] == '\0')
-	{
-		GUC_check_errdetail("The host of the mnemic backend must not be empty.");
-		return false;
-	}
-	if (strlen(host) >= DOLON_MAX_HOST_BYTES)
-	{
-		GUC_check_errdetail("A host name has at most %d characters.",
-							DOLON_MAX_HOST_BYTES - 1);
-		return false;
-	}
-	for (c = host; *c != '\0'; c++)
-	{
-		if (!(isalnum((unsigned char) *c) || strchr(".-_:%", *c) != NULL))
-		{
-			GUC_check_errdetail("\"%s\" is not a valid host name or address.",
-								host);
-			if (*c == '[' || *c == ']')
-				GUC_check_errhint("Write IPv6 addresses without brackets, as in ::1.");
-			else
-				GUC_check_errhint("A host is a DNS name or an IPv4 or IPv6 address.");
-			return false;
-		}
-	}
-	return true;
+	if (dolon_host_is_valid(*newval, &detail, &hint))
+		return true;
+	GUC_check_errdetail("%s", detail);
+	if (hint)
+		GUC_check_errhint("%s", hint);
+	return false;
 }
 
 /*
@@ -216,83 +298,53 @@ check_database(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Parse the list of profilers into a DolonProfilerList, refusing unknown
- * names, duplicates (a run's column names are unique) and an empty list (a
- * run has at least one column).
+ * Parse the list of profilers into a DolonProfilerList.  When the value is
+ * set in a transaction in dolon.database (ALTER SYSTEM there), the functions
+ * of custom profilers are checked too; elsewhere, and at reload, only the
+ * syntax can be, and the tracer reports a function it cannot use when its
+ * run starts.
  */
 static bool
 check_profilers(char **newval, void **extra, GucSource source)
 {
-	char	   *rawstring;
-	List	   *names;
-	ListCell   *lc;
 	DolonProfilerList *list;
-	bool		ok = true;
+	char	   *detail;
+	char	   *hint;
+	int			i;
 
-	rawstring = pstrdup(*newval);
-	if (!SplitIdentifierString(rawstring, ',', &names))
+	if (!dolon_parse_profilers(*newval, &list, &detail, &hint))
 	{
-		GUC_check_errdetail("List syntax is invalid.");
-		pfree(rawstring);
-		list_free(names);
-		return false;
-	}
-	if (names == NIL)
-	{
-		GUC_check_errdetail("At least one profiler is needed.");
-		GUC_check_errhint("Valid profilers are: %s.", dolon_profiler_names());
-		pfree(rawstring);
+		GUC_check_errdetail("%s", detail);
+		if (hint)
+			GUC_check_errhint("%s", hint);
 		return false;
 	}
 
-	list = malloc(offsetof(DolonProfilerList, ids) +
-				  list_length(names) * sizeof(DolonProfilerId));
-	if (list == NULL)
+	if (IsTransactionState() && dolon_database != NULL &&
+		MyDatabaseId == get_database_oid(dolon_database, true))
 	{
-		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
-		GUC_check_errdetail("Out of memory.");
-		pfree(rawstring);
-		list_free(names);
-		return false;
-	}
-	list->count = 0;
-
-	foreach(lc, names)
-	{
-		const char *name = (const char *) lfirst(lc);
-		DolonProfilerId id;
-		int			i;
-
-		if (!dolon_profiler_lookup(name, &id))
-		{
-			GUC_check_errdetail("Unknown profiler \"%s\".", name);
-			GUC_check_errhint("Valid profilers are: %s.", dolon_profiler_names());
-			ok = false;
-			break;
-		}
 		for (i = 0; i < list->count; i++)
 		{
-			if (list->ids[i] == id)
+			const char *problem;
+			Oid			function;
+			Oid			result_type;
+
+			if (list->items[i].builtin != PROFILER_CUSTOM)
+				continue;
+			problem = dolon_check_profiler_function(&list->items[i], &function,
+													&result_type, &detail, &hint);
+			if (problem != NULL)
 			{
-				GUC_check_errdetail("Profiler \"%s\" is listed more than once.",
-									name);
-				ok = false;
-				break;
+				GUC_check_errdetail("%s%s%s", problem, detail ? ": " : ".",
+									detail ? detail : "");
+				if (hint)
+					GUC_check_errhint("%s", hint);
+				free(list);
+				return false;
 			}
 		}
-		if (!ok)
-			break;
-		list->ids[list->count++] = id;
 	}
 
-	pfree(rawstring);
-	list_free(names);
-
-	if (!ok)
-	{
-		free(list);
-		return false;
-	}
 	*extra = list;
 	return true;
 }

@@ -18,8 +18,10 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <math.h>
 
+#include "common/keywords.h"
 #include "common/shortest_dec.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -64,6 +66,42 @@ mnemic_uuid_text(const pg_uuid_t *uuid, char *text)
 }
 
 /*
+ * Make a name a plain column name, as mnemic's viewer needs: a lowercase
+ * identifier ([a-z_][a-z0-9_]*) that is not a reserved word, since the
+ * viewer builds SQL from column names without quoting them.  Other
+ * characters become underscores, a leading digit gets an underscore before
+ * it and a reserved word one after it.  column has room for size bytes.
+ */
+void
+mnemic_plain_column_name(const char *name, char *column, size_t size)
+{
+	size_t		length = 0;
+	const char *c;
+	int			keyword;
+
+	Assert(size > 2);
+	if (isdigit((unsigned char) name[0]) || name[0] == '\0')
+		column[length++] = '_';
+	for (c = name; *c != '\0' && length < size - 2; c++)
+	{
+		if ((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')
+			column[length++] = *c;
+		else if (*c >= 'A' && *c <= 'Z')
+			column[length++] = *c - 'A' + 'a';
+		else
+			column[length++] = '_';
+	}
+	column[length] = '\0';
+
+	keyword = ScanKeywordLookup(column, &ScanKeywords);
+	if (keyword >= 0 && ScanKeywordCategories[keyword] == RESERVED_KEYWORD)
+	{
+		column[length++] = '_';
+		column[length] = '\0';
+	}
+}
+
+/*
  * Append a number, or null when it is unknown or not finite.
  */
 static void
@@ -88,7 +126,7 @@ append_number(StringInfo buf, double value, bool isnull)
  */
 void
 mnemic_encode_create_trace_run(StringInfo buf, const char *app_name,
-							   const DolonProfilerList *profilers,
+							   const DolonColumns *columns,
 							   const char *uuid_text)
 {
 	int			i;
@@ -97,11 +135,11 @@ mnemic_encode_create_trace_run(StringInfo buf, const char *app_name,
 	appendStringInfoString(buf, "{\"msg_type\": \"create_trace_run\", \"app_name\": ");
 	escape_json(buf, app_name);
 	appendStringInfoString(buf, ", \"column_names\": [");
-	for (i = 0; i < profilers->count; i++)
+	for (i = 0; i < columns->count; i++)
 	{
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
-		escape_json(buf, dolon_profiler_name(profilers->ids[i]));
+		escape_json(buf, columns->items[i].name);
 	}
 	appendStringInfoString(buf, "], \"uuid\": ");
 	escape_json(buf, uuid_text);

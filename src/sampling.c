@@ -1,30 +1,38 @@
 /*-------------------------------------------------------------------------
  *
  * sampling.c
- *		The built-in profilers: what each one measures and where it reads it.
+ *		The values of the built-in profilers, and where each is read.
  *
  * Every value is read in-process from shared memory, never by running SQL.
- * There are two sources:
+ * The sources are:
  *
- * Backend status entries.  Each server process advertises its pid and state
- * in an entry of the shared "Backend Status Array", which is what
- * pg_stat_activity and pg_stat_database.numbackends show.  The statistics
- * views copy every entry, with its query text, into a local snapshot; we only
- * need two integers per entry, so we read the array in place.  An entry is
- * written under the st_changecount protocol: the writer makes the count odd,
- * changes the fields and makes it even again, with barriers in between.  A
- * reader that sees the same even count before and after reading the fields
- * has read a consistent pair; otherwise it reads again.  Reading never
- * blocks a writer.
+ * Backend status entries.  Each server process advertises its pid, type,
+ * database, state and transaction start in an entry of the shared "Backend
+ * Status Array", which is what pg_stat_activity and
+ * pg_stat_database.numbackends show.  The statistics views copy every entry,
+ * with its query text, into a local snapshot; we only need a few integers per
+ * entry, so we read the array in place.  An entry is written under the
+ * st_changecount protocol: the writer makes the count odd, changes the
+ * fields and makes it even again, with barriers in between.  A reader that
+ * sees the same even count before and after reading the fields has read a
+ * consistent set; otherwise it reads again.  Reading never blocks a writer.
  *
- * Cumulative table statistics.  n_live_tup and n_dead_tup of
- * pg_stat_user_tables come from the shared statistics entry of each table.
+ * Process entries (PGPROC).  pg_stat_activity takes wait_event_type from the
+ * wait_event_info of each process's PGPROC, a single 4-byte word that its
+ * owner sets and clears without a lock; we read it the same way.
+ *
+ * Cumulative statistics.  n_live_tup and n_dead_tup of pg_stat_user_tables
+ * come from the shared statistics entry of each table, and the transaction
+ * and deadlock counts of pg_stat_database from that of each database.
  * Finding the user tables takes a scan of pg_class, so we keep their OIDs
  * between samples and scan again only after an invalidation of pg_class or
- * pg_namespace; a sample then costs one statistics lookup per table.  The
- * statistics are read in the caller's transaction, whose end discards any
- * snapshot of them (stats_fetch_consistency), so that every sample of the
- * worker, one transaction each, sees fresh values.
+ * pg_namespace; likewise for pg_database.  A sample then costs one
+ * statistics lookup per table.  The statistics are read in the caller's
+ * transaction, whose end discards any snapshot of them
+ * (stats_fetch_consistency), so that every sample of the worker, one
+ * transaction each, sees fresh values.
+ *
+ * The host and the server's processes, from /proc: see host.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,101 +41,44 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/backend_status.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/wait_event.h"
 
 #include "dolon.h"
-
-/*
- * How a built-in profiler computes its value from a sample.  Returns false
- * when the value is unknown (sent as null).
- */
-typedef bool (*ProfilerCompute) (DolonSample *sample, double *value);
-
-typedef struct BuiltinProfiler
-{
-	const char *name;
-	ProfilerCompute compute;
-} BuiltinProfiler;
-
-static bool compute_idle(DolonSample *sample, double *value);
-static bool compute_count_db_connections(DolonSample *sample, double *value);
-static bool compute_active_tasks(DolonSample *sample, double *value);
-static bool compute_live_msgs(DolonSample *sample, double *value);
-static bool compute_dead_msgs(DolonSample *sample, double *value);
-
-/* Indexed by DolonProfilerId */
-static const BuiltinProfiler builtin_profilers[NUM_BUILTIN_PROFILERS] = {
-	[PROFILER_IDLE] = {"idle", compute_idle},
-	[PROFILER_COUNT_DB_CONNECTIONS] = {"count_db_connections", compute_count_db_connections},
-	[PROFILER_ACTIVE_TASKS] = {"active_tasks", compute_active_tasks},
-	[PROFILER_LIVE_MSGS] = {"live_msgs", compute_live_msgs},
-	[PROFILER_DEAD_MSGS] = {"dead_msgs", compute_dead_msgs},
-};
 
 /* The backend status entries in shared memory, once looked up */
 static PgBackendStatus *backend_status_array = NULL;
 
 /*
- * OIDs of the tables that pg_stat_user_tables shows in this database, valid
- * until the next invalidation of pg_class or pg_namespace.
+ * The OIDs of some catalog rows, kept between samples: the user tables of
+ * this database, as pg_stat_user_tables shows them, and the databases.  A
+ * set is valid while its version equals the count of invalidations of the
+ * catalogs it depends on.
  */
-static Oid *user_tables = NULL;
-static int	user_table_count = 0;
-
-/*
- * The set is valid while user_tables_version equals catalog_changes, which
- * the invalidation callback increments.
- */
-static uint64 catalog_changes = 1;
-static uint64 user_tables_version = 0;
-static bool user_tables_callback_registered = false;
-
-const char *
-dolon_profiler_name(DolonProfilerId id)
+typedef struct CachedOids
 {
-	Assert(id >= 0 && id < NUM_BUILTIN_PROFILERS);
-	return builtin_profilers[id].name;
-}
+	Oid		   *oids;
+	int			count;
+	uint64		version;
+} CachedOids;
 
-bool
-dolon_profiler_lookup(const char *name, DolonProfilerId *id)
-{
-	int			i;
-
-	for (i = 0; i < NUM_BUILTIN_PROFILERS; i++)
-	{
-		if (strcmp(name, builtin_profilers[i].name) == 0)
-		{
-			*id = (DolonProfilerId) i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * The names of all profilers, comma-separated, for error hints.
- */
-char *
-dolon_profiler_names(void)
-{
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	for (i = 0; i < NUM_BUILTIN_PROFILERS; i++)
-		appendStringInfo(&buf, "%s%s", i > 0 ? ", " : "",
-						 builtin_profilers[i].name);
-	return buf.data;
-}
+static CachedOids user_tables = {NULL, 0, 0};
+static CachedOids databases = {NULL, 0, 0};
+static uint64 table_catalog_changes = 1;
+static uint64 database_catalog_changes = 1;
+static bool callbacks_registered = false;
 
 /*
  * Find the backend status entries in shared memory.
@@ -156,8 +107,8 @@ get_backend_status_array(void)
 }
 
 /*
- * Count the processes connected to a database, and the idle and active
- * sessions.
+ * Count the processes connected to a database, the client backends, and
+ * the sessions in each state of interest; find the oldest transaction.
  *
  * pg_stat_activity lists every entry whose pid is set.
  * pg_stat_database.numbackends counts them per database; its row for the
@@ -178,7 +129,9 @@ dolon_read_backend_activity(DolonBackendActivity *activity)
 	{
 		int			pid;
 		Oid			database;
+		BackendType type;
 		BackendState state;
+		TimestampTz xact_start;
 
 		for (;;)
 		{
@@ -188,7 +141,9 @@ dolon_read_backend_activity(DolonBackendActivity *activity)
 			pgstat_begin_read_activity(entry, before_changecount);
 			pid = entry->st_procpid;
 			database = entry->st_databaseid;
+			type = entry->st_backendType;
 			state = entry->st_state;
+			xact_start = entry->st_xact_start_timestamp;
 			pgstat_end_read_activity(entry, after_changecount);
 
 			if (pgstat_read_activity_complete(before_changecount,
@@ -203,21 +158,67 @@ dolon_read_backend_activity(DolonBackendActivity *activity)
 			continue;
 		if (OidIsValid(database))
 			activity->connections++;
+		if (type == B_BACKEND)
+			activity->client_backends++;
 		if (state == STATE_IDLE)
 			activity->idle++;
 		else if (state == STATE_RUNNING)
 			activity->active++;
+		else if (state == STATE_IDLEINTRANSACTION)
+			activity->idle_in_transaction++;
+		if (xact_start != 0 &&
+			(activity->oldest_xact_start == 0 ||
+			 xact_start < activity->oldest_xact_start))
+			activity->oldest_xact_start = xact_start;
 	}
 }
 
 /*
- * Syscache callback: any change to pg_class or pg_namespace may change the
- * set of user tables.
+ * Count the processes waiting for a heavyweight lock: those whose
+ * wait_event_type is 'Lock' in pg_stat_activity.  Prepared transactions
+ * have a PGPROC without a pid and are not processes.
+ */
+static int64
+read_waiting_on_locks(void)
+{
+	int64		waiting = 0;
+	uint32		i;
+
+	for (i = 0; i < ProcGlobal->allProcCount; i++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[i];
+		uint32		wait_event_info = *(volatile uint32 *) &proc->wait_event_info;
+
+		if ((wait_event_info & 0xFF000000) == PG_WAIT_LOCK && proc->pid != 0)
+			waiting++;
+	}
+	return waiting;
+}
+
+/*
+ * Syscache callbacks: a change to these catalogs may change a set of OIDs.
  */
 static void
 invalidate_user_tables(Datum arg, int cacheid, uint32 hashvalue)
 {
-	catalog_changes++;
+	table_catalog_changes++;
+}
+
+static void
+invalidate_databases(Datum arg, int cacheid, uint32 hashvalue)
+{
+	database_catalog_changes++;
+}
+
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	CacheRegisterSyscacheCallback(RELOID, invalidate_user_tables, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_user_tables, (Datum) 0);
+	CacheRegisterSyscacheCallback(DATABASEOID, invalidate_databases, (Datum) 0);
+	callbacks_registered = true;
 }
 
 /*
@@ -244,75 +245,96 @@ is_user_namespace(Oid namespace_oid)
 }
 
 /*
- * Collect the OIDs of the tables of pg_stat_user_tables: relations of kind
- * r, t, m or p in a user namespace.
+ * What refresh_oids() remembers from one row to the next: the namespace of
+ * the previous row and whether it is a user namespace, as rows of a
+ * namespace tend to come together.
+ */
+typedef struct OidScanState
+{
+	Oid			last_namespace;
+	bool		last_is_user;
+} OidScanState;
+
+/*
+ * A pg_class row of pg_stat_user_tables: a relation of kind r, t, m or p in
+ * a user namespace.
+ */
+static bool
+user_table_oid(HeapTuple tuple, OidScanState *state, Oid *oid)
+{
+	Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
+
+	if (form->relkind != RELKIND_RELATION &&
+		form->relkind != RELKIND_TOASTVALUE &&
+		form->relkind != RELKIND_MATVIEW &&
+		form->relkind != RELKIND_PARTITIONED_TABLE)
+		return false;
+	if (form->relnamespace != state->last_namespace)
+	{
+		state->last_namespace = form->relnamespace;
+		state->last_is_user = is_user_namespace(form->relnamespace);
+	}
+	*oid = form->oid;
+	return state->last_is_user;
+}
+
+/* Every pg_database row */
+static bool
+database_oid(HeapTuple tuple, OidScanState *state, Oid *oid)
+{
+	*oid = ((Form_pg_database) GETSTRUCT(tuple))->oid;
+	return true;
+}
+
+/*
+ * Make *cache the OIDs that row_oid() takes from the rows of a catalog,
+ * unless it is valid already.
  */
 static void
-refresh_user_tables(void)
+refresh_oids(CachedOids *cache, uint64 changes, Oid catalog,
+			 bool (*row_oid) (HeapTuple, OidScanState *, Oid *))
 {
-	Relation	pg_class;
+	Relation	rel;
 	SysScanDesc scan;
 	HeapTuple	tuple;
-	uint64		scanned_version = catalog_changes;
+	OidScanState state = {InvalidOid, false};
 	int			capacity = 64;
 	int			count = 0;
 	Oid		   *oids;
-	Oid			last_namespace = InvalidOid;
-	bool		last_namespace_is_user = false;
 
-	if (!user_tables_callback_registered)
-	{
-		CacheRegisterSyscacheCallback(RELOID, invalidate_user_tables, (Datum) 0);
-		CacheRegisterSyscacheCallback(NAMESPACEOID, invalidate_user_tables, (Datum) 0);
-		user_tables_callback_registered = true;
-	}
+	if (cache->version == changes)
+		return;
 
 	oids = palloc(capacity * sizeof(Oid));
-	pg_class = table_open(RelationRelationId, AccessShareLock);
-	scan = systable_beginscan(pg_class, InvalidOid, false, NULL, 0, NULL);
+	rel = table_open(catalog, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
 	while (HeapTupleIsValid(tuple = systable_getnext(scan)))
 	{
-		Form_pg_class form = (Form_pg_class) GETSTRUCT(tuple);
-
-		if (form->relkind != RELKIND_RELATION &&
-			form->relkind != RELKIND_TOASTVALUE &&
-			form->relkind != RELKIND_MATVIEW &&
-			form->relkind != RELKIND_PARTITIONED_TABLE)
-			continue;
-
-		/* Tables of one namespace tend to come together: remember the last */
-		if (form->relnamespace != last_namespace)
-		{
-			last_namespace = form->relnamespace;
-			last_namespace_is_user = is_user_namespace(last_namespace);
-		}
-		if (!last_namespace_is_user)
-			continue;
-
 		if (count == capacity)
 		{
 			capacity *= 2;
 			oids = repalloc(oids, capacity * sizeof(Oid));
 		}
-		oids[count++] = form->oid;
+		if (row_oid(tuple, &state, &oids[count]))
+			count++;
 	}
 	systable_endscan(scan);
-	table_close(pg_class, AccessShareLock);
+	table_close(rel, AccessShareLock);
 
 	/* Keep the set; an error above leaves the previous one, still invalid */
-	if (user_tables != NULL)
-		pfree(user_tables);
-	user_tables = MemoryContextAlloc(TopMemoryContext,
+	if (cache->oids != NULL)
+		pfree(cache->oids);
+	cache->oids = MemoryContextAlloc(TopMemoryContext,
 									 Max(count, 1) * sizeof(Oid));
-	memcpy(user_tables, oids, count * sizeof(Oid));
-	user_table_count = count;
+	memcpy(cache->oids, oids, count * sizeof(Oid));
+	cache->count = count;
 	pfree(oids);
 
 	/*
-	 * An invalidation that arrived during the scan (taking the lock on
-	 * pg_class processes them) leaves the set invalid, for another scan.
+	 * An invalidation that arrived during the scan (taking the lock on the
+	 * catalog processes them) leaves the set invalid, for another scan.
 	 */
-	user_tables_version = scanned_version;
+	cache->version = changes;
 }
 
 /*
@@ -328,20 +350,50 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 	Assert(IsTransactionState());
 	Assert(OidIsValid(MyDatabaseId));
 
-	if (user_tables_version != catalog_changes)
-		refresh_user_tables();
+	register_callbacks();
+	refresh_oids(&user_tables, table_catalog_changes, RelationRelationId,
+				 user_table_oid);
 
 	memset(tuples, 0, sizeof(DolonTableTuples));
-	for (i = 0; i < user_table_count; i++)
+	for (i = 0; i < user_tables.count; i++)
 	{
 		PgStat_StatTabEntry *entry;
 
 		/* User tables are never shared relations */
-		entry = pgstat_fetch_stat_tabentry_ext(false, user_tables[i]);
+		entry = pgstat_fetch_stat_tabentry_ext(false, user_tables.oids[i]);
 		if (entry == NULL)
 			continue;
 		tuples->live += entry->n_live_tuples;
 		tuples->dead += entry->n_dead_tuples;
+	}
+}
+
+/*
+ * Sum the transaction and deadlock counters over pg_stat_database: every
+ * database, and the row for shared objects (datid 0).  Needs a transaction.
+ */
+static void
+read_database_counters(DolonDatabaseCounters *counters)
+{
+	int			i;
+
+	Assert(IsTransactionState());
+
+	register_callbacks();
+	refresh_oids(&databases, database_catalog_changes, DatabaseRelationId,
+				 database_oid);
+
+	memset(counters, 0, sizeof(DolonDatabaseCounters));
+	for (i = -1; i < databases.count; i++)
+	{
+		PgStat_StatDBEntry *entry;
+
+		entry = pgstat_fetch_stat_dbentry(i < 0 ? InvalidOid : databases.oids[i]);
+		if (entry == NULL)
+			continue;
+		counters->xact_commit += entry->n_xact_commit;
+		counters->xact_rollback += entry->n_xact_rollback;
+		counters->deadlocks += entry->n_deadlocks;
 	}
 }
 
@@ -367,54 +419,142 @@ sample_table_tuples(DolonSample *sample)
 	return &sample->table_tuples;
 }
 
-static bool
-compute_idle(DolonSample *sample, double *value)
+/*
+ * Read the database counters, and the rates of change since the previous
+ * sample of this process.  A counter that went down was reset: no rate.
+ */
+static DolonSample *
+sample_database_counters(DolonSample *sample)
 {
-	*value = sample_backend_activity(sample)->idle;
-	return true;
+	DolonSampleHistory *history = sample->history;
+	DolonDatabaseCounters *now = &sample->database_counters;
+
+	if (sample->have_database_counters)
+		return sample;
+
+	read_database_counters(now);
+	sample->have_database_counters = true;
+
+	if (history->have_counters && sample->time > history->counters_time &&
+		now->xact_commit >= history->counters.xact_commit &&
+		now->xact_rollback >= history->counters.xact_rollback)
+	{
+		double		seconds = (sample->time - history->counters_time) / 1000000.0;
+
+		sample->xact_commit_rate =
+			(now->xact_commit - history->counters.xact_commit) / seconds;
+		sample->xact_rollback_rate =
+			(now->xact_rollback - history->counters.xact_rollback) / seconds;
+		sample->rates_known = true;
+	}
+	history->counters = *now;
+	history->counters_time = sample->time;
+	history->have_counters = true;
+	return sample;
 }
 
-static bool
-compute_count_db_connections(DolonSample *sample, double *value)
+static DolonSample *
+sample_server_memory(DolonSample *sample)
 {
-	*value = sample_backend_activity(sample)->connections;
-	return true;
+	if (!sample->have_server_memory)
+	{
+		sample->server_memory_known =
+			dolon_read_server_memory(&sample->server_pss_gb,
+									 &sample->server_private_mb);
+		sample->have_server_memory = true;
+	}
+	return sample;
 }
 
+/*
+ * Seconds since the last transaction replayed on this standby committed:
+ * now() - pg_last_xact_replay_timestamp().  Unknown on a primary, and
+ * before a standby replayed any.
+ */
 static bool
-compute_active_tasks(DolonSample *sample, double *value)
+replication_lag_seconds(DolonSample *sample, double *seconds)
 {
-	*value = sample_backend_activity(sample)->active;
-	return true;
-}
+	TimestampTz replayed;
 
-static bool
-compute_live_msgs(DolonSample *sample, double *value)
-{
-	*value = sample_table_tuples(sample)->live;
-	return true;
-}
-
-static bool
-compute_dead_msgs(DolonSample *sample, double *value)
-{
-	*value = sample_table_tuples(sample)->dead;
+	if (!RecoveryInProgress())
+		return false;
+	replayed = GetLatestXTime();
+	if (replayed == 0)
+		return false;
+	*seconds = (sample->time - replayed) / 1000000.0;
 	return true;
 }
 
 /*
- * Compute one row: the value of each profiler of the list, in order.
+ * The value of a built-in profiler in this sample.
  */
-void
-dolon_sample_row(DolonSample *sample, const DolonProfilerList *profilers,
-				 double *values, bool *nulls)
+double
+dolon_builtin_value(DolonSample *sample, DolonBuiltinProfiler id,
+					bool *isnull)
 {
-	int			i;
+	double		value = 0;
 
-	for (i = 0; i < profilers->count; i++)
+	*isnull = false;
+	switch (id)
 	{
-		const BuiltinProfiler *profiler = &builtin_profilers[profilers->ids[i]];
+		case PROFILER_IDLE:
+			return sample_backend_activity(sample)->idle;
+		case PROFILER_COUNT_DB_CONNECTIONS:
+			return sample_backend_activity(sample)->connections;
+		case PROFILER_ACTIVE_TASKS:
+			return sample_backend_activity(sample)->active;
+		case PROFILER_LIVE_MSGS:
+			return sample_table_tuples(sample)->live;
+		case PROFILER_DEAD_MSGS:
+			return sample_table_tuples(sample)->dead;
+		case PROFILER_IDLE_IN_TRANSACTION:
+			return sample_backend_activity(sample)->idle_in_transaction;
+		case PROFILER_WAITING_ON_LOCKS:
+			if (!sample->have_waiting_on_locks)
+			{
+				sample->waiting_on_locks = read_waiting_on_locks();
+				sample->have_waiting_on_locks = true;
+			}
+			return sample->waiting_on_locks;
+		case PROFILER_MAX_CONNECTIONS:
+			return MaxConnections;
+		case PROFILER_CONNECTIONS_PERCENT:
+			return 100.0 * sample_backend_activity(sample)->client_backends /
+				MaxConnections;
+		case PROFILER_OLDEST_TRANSACTION_SECONDS:
+			{
+				TimestampTz oldest = sample_backend_activity(sample)->oldest_xact_start;
 
-		nulls[i] = !profiler->compute(sample, &values[i]);
+				if (oldest == 0 || oldest > sample->time)
+					return 0;
+				return (sample->time - oldest) / 1000000.0;
+			}
+		case PROFILER_XACT_COMMIT_RATE:
+			*isnull = !sample_database_counters(sample)->rates_known;
+			return sample->xact_commit_rate;
+		case PROFILER_XACT_ROLLBACK_RATE:
+			*isnull = !sample_database_counters(sample)->rates_known;
+			return sample->xact_rollback_rate;
+		case PROFILER_DEADLOCKS:
+			return sample_database_counters(sample)->database_counters.deadlocks;
+		case PROFILER_REPLICATION_LAG_SECONDS:
+			*isnull = !replication_lag_seconds(sample, &value);
+			return value;
+		case PROFILER_CPU_PERCENT:
+			*isnull = !dolon_read_cpu_percent(&sample->history->cpu, &value);
+			return value;
+		case PROFILER_VIRTUAL_MEMORY_PERCENT:
+			*isnull = !dolon_read_virtual_memory_percent(&value);
+			return value;
+		case PROFILER_MEMORY_USE:
+			*isnull = !sample_server_memory(sample)->server_memory_known;
+			return sample->server_pss_gb;
+		case PROFILER_MEM_ALLOCATION:
+			*isnull = !sample_server_memory(sample)->server_memory_known;
+			return sample->server_private_mb;
+		case PROFILER_CUSTOM:
+			break;
 	}
+	elog(ERROR, "unrecognized built-in profiler %d", (int) id);
+	return 0;					/* keep compiler quiet */
 }

@@ -1,32 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *		The "dolon tracer" background worker: every dolon.frequency it takes
- *		a sample of the configured profilers and sends it as a row of the
- *		current run to the mnemic backend.
+ *		The tracer background worker: every interval it takes a sample of
+ *		its profilers and sends it as a row of the current run to its mnemic
+ *		backend.
+ *
+ * There is one worker per tracer.  The tracer configured in postgresql.conf
+ * runs in the static worker "dolon tracer", registered at server start; it
+ * follows the dolon.* settings through reloads, and when it starts it also
+ * starts the tracers recorded by dolon.start_tracer() (see tracers.c).  Each
+ * of those runs in a dynamic worker of the same kind, with the definition
+ * held in its slot; the worker first waits for the transaction that started
+ * it to end, and goes away if it rolled back, and it stops once the
+ * transaction that called dolon.stop_tracer() on it commits.
  *
  * The worker keeps a fixed schedule: sample k is due at start + k * interval,
  * whatever each sample took, and samples missed while a slow one ran are
  * skipped rather than taken in a burst.  Between samples it sleeps on its
- * latch, which a reload (SIGHUP) or a shutdown (SIGTERM) sets.
+ * latch, which a reload (SIGHUP), a stop or a shutdown (SIGTERM) sets.
  *
  * A run is one uuid with one app_name and one list of columns.  A reload
- * that changes the tracer name or the profilers starts a new run; one that
+ * that changes the tracer name or the profilers, and any change to the set
+ * of profiled functions, starts a new run at the next sample; a reload that
  * changes the backend keeps the run and announces it to the new backend.
  * The announcement (create_trace_run) is sent again when sending recovers
  * from a failure, and every DOLON_ANNOUNCE_INTERVAL_MS in any case, so that
  * a backend that starts late, restarts or lost the first datagram still
  * learns the run; a backend ignores a run it already knows.
  *
- * Each sample runs in a transaction of its own: the table statistics need
- * one, and its end discards every snapshot of statistics, so the next
- * sample sees fresh values.  An error in a sample is caught and logged
- * (rate-limited), the row is sent with nulls, and the worker goes on.
+ * Each sample runs in a transaction of its own: table statistics and custom
+ * profilers need one, and its end discards every snapshot of statistics, so
+ * the next sample sees fresh values.  An error in a sample is caught and
+ * logged (rate-limited), the row is sent with nulls, and the worker goes on.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -35,94 +46,318 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "dolon.h"
 
-/* Seconds before the postmaster restarts a tracer that exited */
+/* Seconds before the postmaster restarts a tracer that exited on an error */
 #define DOLON_TRACER_RESTART_SECONDS 5
 
 /* Announce the current run again at least this often */
 #define DOLON_ANNOUNCE_INTERVAL_MS 30000
 
+/* While a stop waits for its transaction, look at it this often */
+#define DOLON_STOP_POLL_MS 100
+
 typedef struct Tracer
 {
-	/* The current run */
+	int			slot_index;
+	DolonTracerSlot *slot;
+	bool		configured;		/* the tracer of postgresql.conf? */
+
+	/* The definition in force */
+	char		name[DOLON_MAX_TRACER_NAME_BYTES];
+	DolonProfilerList *profilers;	/* malloc'd */
+	char	   *host;
+	int			port;
+	int			frequency_ms;
+
+	/* The current run, allocated in run_context */
+	MemoryContext run_context;
+	bool		run_outdated;	/* start a new run at the next sample */
+	bool		have_first_uuid;	/* the uuid start_tracer() returned */
 	pg_uuid_t	run_uuid;
 	char		run_uuid_text[DOLON_UUID_TEXT_LEN + 1];
-	char		run_name[DOLON_MAX_TRACER_NAME_BYTES];
-	DolonProfilerList *run_profilers;	/* NULL before the first run */
-	double	   *values;			/* one per column */
+	uint64		function_set_generation;
+	DolonColumns *columns;		/* NULL until a run starts */
+	double	   *values;
 	bool	   *nulls;
 
 	/* The backend, and what it has been told */
 	MnemicSender sender;
 	bool		announce_pending;
 	TimestampTz last_announce;
-	bool		sending_fails;	/* did the last datagram fail to leave? */
+	bool		sending_fails;	/* did a datagram of the last sample fail? */
 
-	/* The schedule */
-	int			frequency_ms;
 	TimestampTz next_sample;
-
+	DolonSampleHistory history;
 	StringInfoData message;
 	DolonLogThrottle send_throttle;
+	DolonLogThrottle recovery_throttle;
 	DolonLogThrottle sample_throttle;
+	DolonLogThrottle profiler_throttle;
 } Tracer;
 
 static void apply_settings(Tracer *tracer);
 static void take_sample(Tracer *tracer);
 static void send_sample(Tracer *tracer);
-static void tracer_status_detach(int code, Datum arg);
 
 /*
- * Register the tracer as a static background worker.  Called from _PG_init
- * while shared_preload_libraries is processed.
+ * Fill in the common fields of a tracer worker.
+ */
+static void
+init_worker(BackgroundWorker *worker, int slot)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_ConsistentState;
+	worker->bgw_restart_time = DOLON_TRACER_RESTART_SECONDS;
+	strcpy(worker->bgw_library_name, "dolon");
+	strcpy(worker->bgw_function_name, "dolon_tracer_main");
+	strcpy(worker->bgw_type, "dolon tracer");
+	worker->bgw_main_arg = Int32GetDatum(slot);
+}
+
+/*
+ * Register the worker of the configured tracer.  Called from _PG_init while
+ * shared_preload_libraries is processed.
  */
 void
-dolon_register_tracer_worker(void)
+dolon_register_configured_tracer(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = DOLON_TRACER_RESTART_SECONDS;
-	strcpy(worker.bgw_library_name, "dolon");
-	strcpy(worker.bgw_function_name, "dolon_tracer_main");
+	init_worker(&worker, CONFIGURED_TRACER_SLOT);
 	strcpy(worker.bgw_name, "dolon tracer");
-	strcpy(worker.bgw_type, "dolon tracer");
 	RegisterBackgroundWorker(&worker);
 }
 
 /*
- * Record the reason of a failure in the shared status.
+ * Start the worker of a tracer started from SQL, whose definition is in
+ * its slot under this ticket.  Returns false if no worker slot is free.
  */
-static void
-status_record_error(const char *error)
+bool
+dolon_launch_tracer(int slot, uint64 ticket)
 {
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	strlcpy(dolon_shared_status->last_error, error,
-			sizeof(dolon_shared_status->last_error));
-	dolon_shared_status->last_error_time = GetCurrentTimestamp();
-	SpinLockRelease(&dolon_shared_status->mutex);
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	init_worker(&worker, slot);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "dolon tracer %d", slot);
+	memcpy(worker.bgw_extra, &ticket, sizeof(ticket));
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+static void
+status_record_error(Tracer *tracer, const char *error)
+{
+	DolonTracerStatus *status = &tracer->slot->status;
+
+	SpinLockAcquire(&status->mutex);
+	strlcpy(status->last_error, error, sizeof(status->last_error));
+	status->last_error_time = GetCurrentTimestamp();
+	SpinLockRelease(&status->mutex);
 }
 
 /*
- * Entry point of the worker
+ * on_shmem_exit callback: the worker is gone, unless another one has taken
+ * the slot since.
+ */
+static void
+tracer_status_detach(int code, Datum arg)
+{
+	DolonTracerStatus *status = &dolon_shared->slots[DatumGetInt32(arg)].status;
+
+	SpinLockAcquire(&status->mutex);
+	if (status->pid == MyProcPid)
+		status->pid = 0;
+	SpinLockRelease(&status->mutex);
+}
+
+/*
+ * Take the slot and reset its status.  A tracer started from SQL checks
+ * that the slot still holds the definition it was started for: after a
+ * crash, shared memory is new, and the configured tracer starts the
+ * recorded tracers afresh.
+ */
+static bool
+attach_slot(Tracer *tracer, uint64 ticket)
+{
+	DolonTracerStatus *status = &tracer->slot->status;
+	bool		ours;
+
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	ours = tracer->configured ||
+		(tracer->slot->in_use && tracer->slot->ticket == ticket);
+	LWLockRelease(dolon_shared->lock);
+	if (!ours)
+		return false;
+
+	SpinLockAcquire(&status->mutex);
+	status->pid = MyProcPid;
+	status->samples = 0;
+	status->rows_sent = 0;
+	status->send_errors = 0;
+	status->profiler_errors = 0;
+	status->last_error[0] = '\0';
+	status->last_error_time = 0;
+	status->last_sample_us = 0;
+	status->total_sample_us = 0;
+	SpinLockRelease(&status->mutex);
+	on_shmem_exit(tracer_status_detach, Int32GetDatum(tracer->slot_index));
+	return true;
+}
+
+/*
+ * Free the slot of a tracer started from SQL, and exit without being
+ * restarted.
+ */
+static void
+release_slot_and_exit(Tracer *tracer, const char *why)
+{
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	tracer->slot->in_use = false;
+	LWLockRelease(dolon_shared->lock);
+	ereport(LOG, (errmsg("dolon tracer \"%s\" %s", tracer->name, why)));
+	proc_exit(0);
+}
+
+/*
+ * Read the definition of a tracer started from SQL from its slot, and wait
+ * for the transaction that started it: it may still roll back.
+ */
+static void
+load_started_tracer(Tracer *tracer)
+{
+	DolonTracerSlot *slot = tracer->slot;
+	TransactionId start_xid;
+	char		profilers[DOLON_MAX_PROFILERS_BYTES];
+	char	   *detail;
+	char	   *hint;
+
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	strlcpy(tracer->name, slot->name, sizeof(tracer->name));
+	tracer->host = MemoryContextStrdup(TopMemoryContext, slot->host);
+	tracer->port = slot->port;
+	tracer->frequency_ms = slot->frequency_ms;
+	strlcpy(profilers, slot->profilers, sizeof(profilers));
+	tracer->run_uuid = slot->first_run_uuid;
+	tracer->have_first_uuid = true;
+	start_xid = slot->start_xid;
+	LWLockRelease(dolon_shared->lock);
+
+	if (!dolon_parse_profilers(profilers, &tracer->profilers, &detail, &hint))
+		release_slot_and_exit(tracer, psprintf("has invalid profilers: %s", detail));
+
+	if (TransactionIdIsValid(start_xid))
+	{
+		bool		committed;
+
+		StartTransactionCommand();
+		XactLockTableWait(start_xid, NULL, NULL, XLTW_None);
+		committed = TransactionIdDidCommit(start_xid);
+		CommitTransactionCommand();
+		if (!committed)
+			release_slot_and_exit(tracer, "was not started: its transaction rolled back");
+	}
+}
+
+/*
+ * Has the transaction that stopped this tracer committed?  A stop that
+ * rolled back is forgotten.  *pending is set while it is still running.
+ */
+static bool
+stop_committed(Tracer *tracer, bool *pending)
+{
+	TransactionId stop_xid;
+
+	*pending = false;
+	if (tracer->configured)
+		return false;
+
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	stop_xid = tracer->slot->stop_xid;
+	LWLockRelease(dolon_shared->lock);
+	if (!TransactionIdIsValid(stop_xid))
+		return false;
+
+	if (TransactionIdIsInProgress(stop_xid))
+	{
+		*pending = true;
+		return false;
+	}
+	if (TransactionIdDidCommit(stop_xid))
+		return true;
+
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	if (tracer->slot->stop_xid == stop_xid)
+		tracer->slot->stop_xid = InvalidTransactionId;
+	LWLockRelease(dolon_shared->lock);
+	return false;
+}
+
+/*
+ * Start the tracers recorded by dolon.start_tracer() that do not run yet.
+ * An error is logged, and the configured tracer goes on.
+ */
+static void
+restore_started_tracers(void)
+{
+	MemoryContext loop_context = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		dolon_restore_tracers();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("dolon could not start the tracers recorded by dolon.start_tracer(): %s",
+						edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(loop_context);
+}
+
+/*
+ * Entry point of a tracer worker; the argument is its slot.
  */
 void
 dolon_tracer_main(Datum main_arg)
 {
 	Tracer		tracer;
+	uint64		ticket;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	memset(&tracer, 0, sizeof(tracer));
+	tracer.slot_index = DatumGetInt32(main_arg);
+	tracer.slot = &dolon_shared->slots[tracer.slot_index];
+	tracer.configured = tracer.slot_index == CONFIGURED_TRACER_SLOT;
+	memcpy(&ticket, MyBgworkerEntry->bgw_extra, sizeof(ticket));
+	if (!attach_slot(&tracer, ticket))
+		proc_exit(0);
 
 	BackgroundWorkerInitializeConnection(dolon_database, NULL, 0);
 
@@ -133,34 +368,33 @@ dolon_tracer_main(Datum main_arg)
 	SetConfigOption("stats_fetch_consistency", "none",
 					PGC_SUSET, PGC_S_OVERRIDE);
 
-	memset(&tracer, 0, sizeof(tracer));
+	tracer.run_context = AllocSetContextCreate(TopMemoryContext,
+											   "dolon tracer run",
+											   ALLOCSET_SMALL_SIZES);
 	mnemic_sender_init(&tracer.sender);
 	initStringInfo(&tracer.message);
 
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	dolon_shared_status->pid = MyProcPid;
-	dolon_shared_status->rows_sent = 0;
-	dolon_shared_status->send_errors = 0;
-	dolon_shared_status->last_error[0] = '\0';
-	dolon_shared_status->last_error_time = 0;
-	dolon_shared_status->last_sample_us = 0;
-	dolon_shared_status->total_sample_us = 0;
-	dolon_shared_status->samples = 0;
-	SpinLockRelease(&dolon_shared_status->mutex);
-	on_shmem_exit(tracer_status_detach, (Datum) 0);
+	if (tracer.configured)
+		restore_started_tracers();
+	else
+		load_started_tracer(&tracer);
 
 	apply_settings(&tracer);
 	tracer.next_sample = GetCurrentTimestamp();
 
 	ereport(LOG,
-			(errmsg("dolon tracer started run %s as \"%s\", sending to \"%s\" port %d every %d ms",
-					tracer.run_uuid_text, tracer.run_name,
-					tracer.sender.host, tracer.sender.port,
+			(errmsg("dolon tracer \"%s\" started, sending to \"%s\" port %d every %d ms",
+					tracer.name, tracer.sender.host, tracer.sender.port,
 					tracer.frequency_ms)));
 
 	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
+		bool		stop_pending;
+		long		timeout;
+
+		if (stop_committed(&tracer, &stop_pending))
+			release_slot_and_exit(&tracer, "stopped");
 
 		if (now >= tracer.next_sample)
 		{
@@ -178,10 +412,12 @@ dolon_tracer_main(Datum main_arg)
 					interval_us;
 		}
 
+		timeout = (tracer.next_sample - now + 999) / 1000;
+		if (stop_pending)
+			timeout = Min(timeout, DOLON_STOP_POLL_MS);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 (tracer.next_sample - now + 999) / 1000,
-						 PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 
 		CHECK_FOR_INTERRUPTS();
@@ -196,122 +432,184 @@ dolon_tracer_main(Datum main_arg)
 }
 
 /*
- * on_shmem_exit callback: the worker is gone.
- */
-static void
-tracer_status_detach(int code, Datum arg)
-{
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	dolon_shared_status->pid = 0;
-	SpinLockRelease(&dolon_shared_status->mutex);
-}
-
-static bool
-same_profilers(const DolonProfilerList *a, const DolonProfilerList *b)
-{
-	return a->count == b->count &&
-		memcmp(a->ids, b->ids, a->count * sizeof(DolonProfilerId)) == 0;
-}
-
-/*
- * Start a new run with the current tracer name and profilers.
- */
-static void
-start_run(Tracer *tracer, const char *name)
-{
-	const DolonProfilerList *profilers = dolon_profiler_list;
-	Size		size = offsetof(DolonProfilerList, ids) +
-		profilers->count * sizeof(DolonProfilerId);
-
-	if (tracer->run_profilers != NULL)
-	{
-		pfree(tracer->run_profilers);
-		pfree(tracer->values);
-		pfree(tracer->nulls);
-	}
-	tracer->run_profilers = MemoryContextAlloc(TopMemoryContext, size);
-	memcpy(tracer->run_profilers, profilers, size);
-	tracer->values = MemoryContextAlloc(TopMemoryContext,
-										profilers->count * sizeof(double));
-	tracer->nulls = MemoryContextAlloc(TopMemoryContext,
-									   profilers->count * sizeof(bool));
-
-	mnemic_new_run_uuid(&tracer->run_uuid);
-	mnemic_uuid_text(&tracer->run_uuid, tracer->run_uuid_text);
-	strlcpy(tracer->run_name, name, sizeof(tracer->run_name));
-	tracer->announce_pending = true;
-
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	dolon_shared_status->has_run = true;
-	dolon_shared_status->run_uuid = tracer->run_uuid;
-	dolon_shared_status->run_started = GetCurrentTimestamp();
-	strlcpy(dolon_shared_status->tracer_name, name,
-			sizeof(dolon_shared_status->tracer_name));
-	SpinLockRelease(&dolon_shared_status->mutex);
-}
-
-/*
- * Bring the tracer in line with the settings, at start and after a reload.
+ * Bring the tracer in line with its definition: at start, and for the
+ * configured tracer after each reload.
  */
 static void
 apply_settings(Tracer *tracer)
 {
-	const char *name = dolon_effective_tracer_name();
+	DolonTracerStatus *status = &tracer->slot->status;
 
-	if (tracer->run_profilers == NULL ||
-		strcmp(tracer->run_name, name) != 0 ||
-		!same_profilers(tracer->run_profilers, dolon_profiler_list))
+	if (tracer->configured)
 	{
-		bool		first = tracer->run_profilers == NULL;
+		const char *name = dolon_effective_tracer_name();
+		int			old_frequency_ms = tracer->frequency_ms;
 
-		start_run(tracer, name);
-		if (!first)
-			ereport(LOG,
-					(errmsg("dolon tracer started run %s as \"%s\"",
-							tracer->run_uuid_text, tracer->run_name),
-					 errdetail("The tracer name or the profilers changed.")));
+		if (tracer->profilers == NULL ||
+			strcmp(tracer->name, name) != 0 ||
+			!dolon_same_profilers(tracer->profilers, dolon_profiler_list))
+		{
+			Size		size = DolonProfilerListSize(dolon_profiler_list->count);
+
+			free(tracer->profilers);
+			tracer->profilers = malloc(size);
+			if (tracer->profilers == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory")));
+			memcpy(tracer->profilers, dolon_profiler_list, size);
+			strlcpy(tracer->name, name, sizeof(tracer->name));
+			tracer->run_outdated = true;
+
+			LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+			strlcpy(tracer->slot->name, tracer->name, sizeof(tracer->slot->name));
+			strlcpy(tracer->slot->profilers, dolon_profilers,
+					sizeof(tracer->slot->profilers));
+			LWLockRelease(dolon_shared->lock);
+		}
+		tracer->host = dolon_host;
+		tracer->port = dolon_port;
+		tracer->frequency_ms = dolon_frequency_ms;
+
+		/* Move the next sample to one interval after the last one */
+		if (old_frequency_ms != 0)
+			tracer->next_sample += ((int64) tracer->frequency_ms -
+									old_frequency_ms) * 1000;
 	}
+	else
+		tracer->run_outdated = tracer->columns == NULL;
 
 	/* A new backend must learn the run */
-	if (mnemic_sender_set_target(&tracer->sender, dolon_host, dolon_port))
+	if (mnemic_sender_set_target(&tracer->sender, tracer->host, tracer->port))
 		tracer->announce_pending = true;
 
-	/* Move the next sample to one interval after the last one */
-	if (tracer->frequency_ms != 0 && tracer->frequency_ms != dolon_frequency_ms)
-		tracer->next_sample += ((int64) dolon_frequency_ms -
-								tracer->frequency_ms) * 1000;
-	tracer->frequency_ms = dolon_frequency_ms;
-
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	strlcpy(dolon_shared_status->host, dolon_host,
-			sizeof(dolon_shared_status->host));
-	dolon_shared_status->port = dolon_port;
-	dolon_shared_status->frequency_ms = dolon_frequency_ms;
-	SpinLockRelease(&dolon_shared_status->mutex);
+	SpinLockAcquire(&status->mutex);
+	strlcpy(status->host, tracer->host, sizeof(status->host));
+	status->port = tracer->port;
+	status->frequency_ms = tracer->frequency_ms;
+	SpinLockRelease(&status->mutex);
 }
 
 /*
- * Compute the values of the current run's profilers into tracer->values,
- * in a transaction of its own.  An error leaves every value null.
+ * Start a new run: a new uuid and the columns of the current profilers and
+ * profiled functions.  Called in the sample's transaction.
+ */
+static void
+start_run(Tracer *tracer)
+{
+	DolonTracerStatus *status = &tracer->slot->status;
+	MemoryContext oldcontext;
+	uint64		generation = dolon_profiled_functions_generation();
+
+	tracer->columns = NULL;
+	MemoryContextReset(tracer->run_context);
+	oldcontext = MemoryContextSwitchTo(tracer->run_context);
+	tracer->columns = dolon_build_columns(tracer->profilers, false);
+	tracer->values = palloc(tracer->columns->count * sizeof(double));
+	tracer->nulls = palloc(tracer->columns->count * sizeof(bool));
+	MemoryContextSwitchTo(oldcontext);
+
+	if (!tracer->have_first_uuid)
+		mnemic_new_run_uuid(&tracer->run_uuid);
+	tracer->have_first_uuid = false;
+	mnemic_uuid_text(&tracer->run_uuid, tracer->run_uuid_text);
+	tracer->function_set_generation = generation;
+	tracer->run_outdated = false;
+	tracer->announce_pending = true;
+
+	SpinLockAcquire(&status->mutex);
+	status->has_run = true;
+	status->run_uuid = tracer->run_uuid;
+	status->run_started = GetCurrentTimestamp();
+	status->columns = tracer->columns->count;
+	SpinLockRelease(&status->mutex);
+
+	ereport(LOG,
+			(errmsg("dolon tracer \"%s\" started run %s with %d columns",
+					tracer->name, tracer->run_uuid_text,
+					tracer->columns->count)));
+}
+
+/*
+ * The role custom profilers run as, or InvalidOid, with a warning, if there
+ * are custom profilers and no fit role.
+ */
+static Oid
+profiler_role(Tracer *tracer)
+{
+	char	   *problem;
+	Oid			role;
+	int64		suppressed;
+
+	if (!dolon_has_custom_profilers(tracer->profilers))
+		return InvalidOid;
+	role = dolon_profiler_role_oid(&problem);
+	if (!OidIsValid(role) &&
+		dolon_throttle_permits(&tracer->profiler_throttle, &suppressed))
+		ereport(WARNING,
+				(errmsg("dolon tracer \"%s\" does not run its custom profilers: %s",
+						tracer->name, problem),
+				 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+	return role;
+}
+
+/*
+ * Report the failures of custom profilers in a sample.
+ */
+static void
+report_profiler_failures(Tracer *tracer, DolonSample *sample)
+{
+	DolonTracerStatus *status = &tracer->slot->status;
+	int64		suppressed;
+
+	if (sample->profiler_failures == 0)
+		return;
+
+	SpinLockAcquire(&status->mutex);
+	status->profiler_errors += sample->profiler_failures;
+	SpinLockRelease(&status->mutex);
+	status_record_error(tracer, sample->profiler_error);
+
+	if (dolon_throttle_permits(&tracer->profiler_throttle, &suppressed))
+		ereport(WARNING,
+				(errmsg("dolon tracer \"%s\": %s", tracer->name,
+						sample->profiler_error),
+				 errdetail("The value is null in this row; the other profilers are unaffected."),
+				 suppressed > 0 ?
+				 errhint("%lld more profiler failures were not logged since the last report.",
+						 (long long) suppressed) : 0));
+}
+
+/*
+ * Compute the values of the current run's columns into tracer->values, in a
+ * transaction of its own, starting a new run first if one is due.  An error
+ * leaves every value null.
  */
 static void
 take_sample(Tracer *tracer)
 {
+	DolonTracerStatus *status = &tracer->slot->status;
 	MemoryContext loop_context = CurrentMemoryContext;
+	DolonSample sample;
 	instr_time	start;
 	instr_time	duration;
 	double		duration_us;
 
+	memset(&sample, 0, sizeof(sample));
+	sample.history = &tracer->history;
+
 	INSTR_TIME_SET_CURRENT(start);
 	PG_TRY();
 	{
-		DolonSample sample;
-
-		memset(&sample, 0, sizeof(sample));
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		dolon_sample_row(&sample, tracer->run_profilers,
-						 tracer->values, tracer->nulls);
+		if (tracer->run_outdated ||
+			tracer->function_set_generation != dolon_profiled_functions_generation())
+			start_run(tracer);
+		sample.time = GetCurrentTimestamp();
+		sample.profiler_role = profiler_role(tracer);
+		dolon_sample_row(&sample, tracer->columns, tracer->values,
+						 tracer->nulls);
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -325,14 +623,14 @@ take_sample(Tracer *tracer)
 		FlushErrorState();
 		AbortCurrentTransaction();
 
-		for (i = 0; i < tracer->run_profilers->count; i++)
+		for (i = 0; tracer->columns != NULL && i < tracer->columns->count; i++)
 			tracer->nulls[i] = true;
 
-		status_record_error(edata->message);
+		status_record_error(tracer, edata->message);
 		if (dolon_throttle_permits(&tracer->sample_throttle, &suppressed))
 			ereport(LOG,
-					(errmsg("dolon tracer could not take a sample: %s",
-							edata->message),
+					(errmsg("dolon tracer \"%s\" could not take a sample: %s",
+							tracer->name, edata->message),
 					 suppressed > 0 ?
 					 errdetail("%lld more failed samples were not logged since the last report.",
 							   (long long) suppressed) : 0));
@@ -345,11 +643,13 @@ take_sample(Tracer *tracer)
 	INSTR_TIME_SUBTRACT(duration, start);
 	duration_us = INSTR_TIME_GET_MICROSEC(duration);
 
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	dolon_shared_status->last_sample_us = duration_us;
-	dolon_shared_status->total_sample_us += duration_us;
-	dolon_shared_status->samples++;
-	SpinLockRelease(&dolon_shared_status->mutex);
+	SpinLockAcquire(&status->mutex);
+	status->last_sample_us = duration_us;
+	status->total_sample_us += duration_us;
+	status->samples++;
+	SpinLockRelease(&status->mutex);
+
+	report_profiler_failures(tracer, &sample);
 
 	/* Flush the statistics of the catalog reads, at most once a second */
 	pgstat_report_stat(false);
@@ -362,32 +662,24 @@ take_sample(Tracer *tracer)
 static bool
 send_message(Tracer *tracer)
 {
+	DolonTracerStatus *status = &tracer->slot->status;
 	int64		suppressed;
 
 	if (mnemic_sender_send(&tracer->sender, tracer->message.data,
 						   tracer->message.len))
-	{
-		if (tracer->sending_fails)
-		{
-			tracer->sending_fails = false;
-			ereport(LOG,
-					(errmsg("dolon tracer is sending to \"%s\" port %d again",
-							tracer->sender.host, tracer->sender.port)));
-		}
 		return true;
-	}
 
-	tracer->sending_fails = true;
 	tracer->announce_pending = true;
 
-	SpinLockAcquire(&dolon_shared_status->mutex);
-	dolon_shared_status->send_errors++;
-	SpinLockRelease(&dolon_shared_status->mutex);
-	status_record_error(tracer->sender.error);
+	SpinLockAcquire(&status->mutex);
+	status->send_errors++;
+	SpinLockRelease(&status->mutex);
+	status_record_error(tracer, tracer->sender.error);
 
 	if (dolon_throttle_permits(&tracer->send_throttle, &suppressed))
 		ereport(LOG,
-				(errmsg("dolon tracer %s", tracer->sender.error),
+				(errmsg("dolon tracer \"%s\" %s", tracer->name,
+						tracer->sender.error),
 				 suppressed > 0 ?
 				 errdetail("%lld more send failures were not logged since the last report.",
 						   (long long) suppressed) : 0));
@@ -396,32 +688,52 @@ send_message(Tracer *tracer)
 
 /*
  * Send the sample as a row of the run, announcing the run first if due.
+ *
+ * Sending counts as working again after a failure only when every datagram
+ * of a sample left: a backend that is down refuses one datagram in two,
+ * since the refusal of one comes back as the error of the next.
  */
 static void
 send_sample(Tracer *tracer)
 {
+	DolonTracerStatus *status = &tracer->slot->status;
 	TimestampTz now = GetCurrentTimestamp();
+	bool		all_sent = true;
+	int64		suppressed;
+
+	if (tracer->columns == NULL)
+		return;					/* no run could start */
 
 	if (tracer->announce_pending ||
 		TimestampDifferenceExceeds(tracer->last_announce, now,
 								   DOLON_ANNOUNCE_INTERVAL_MS))
 	{
-		mnemic_encode_create_trace_run(&tracer->message, tracer->run_name,
-									   tracer->run_profilers,
-									   tracer->run_uuid_text);
+		mnemic_encode_create_trace_run(&tracer->message, tracer->name,
+									   tracer->columns, tracer->run_uuid_text);
 		if (send_message(tracer))
 		{
 			tracer->announce_pending = false;
 			tracer->last_announce = now;
 		}
+		else
+			all_sent = false;
 	}
 
 	mnemic_encode_row(&tracer->message, tracer->values, tracer->nulls,
-					  tracer->run_profilers->count, tracer->run_uuid_text);
+					  tracer->columns->count, tracer->run_uuid_text);
 	if (send_message(tracer))
 	{
-		SpinLockAcquire(&dolon_shared_status->mutex);
-		dolon_shared_status->rows_sent++;
-		SpinLockRelease(&dolon_shared_status->mutex);
+		SpinLockAcquire(&status->mutex);
+		status->rows_sent++;
+		SpinLockRelease(&status->mutex);
 	}
+	else
+		all_sent = false;
+
+	if (all_sent && tracer->sending_fails &&
+		dolon_throttle_permits(&tracer->recovery_throttle, &suppressed))
+		ereport(LOG,
+				(errmsg("dolon tracer \"%s\" is sending to \"%s\" port %d again",
+						tracer->name, tracer->sender.host, tracer->sender.port)));
+	tracer->sending_fails = !all_sent;
 }

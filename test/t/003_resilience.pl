@@ -45,7 +45,7 @@ my $again = $receiver->wait_for_run('resilient');
 is($again->{uuid}, $run->{uuid}, 'when the backend comes back the run is announced again');
 is_deeply($again->{column_names}, $run->{column_names}, '... with its columns');
 ok(defined $receiver->wait_for_row($run->{uuid}), 'rows of the run follow');
-ok($node->wait_for_log(qr/dolon tracer is sending to "127\.0\.0\.1" port \d+ again/, $log_offset),
+ok($node->wait_for_log(qr/dolon tracer "resilient" is sending to "127\.0\.0\.1" port \d+ again/, $log_offset),
 	'the recovery is logged');
 
 # An unresolvable host: no crash, sampling goes on, the reason is shown

@@ -1,0 +1,809 @@
+/*-------------------------------------------------------------------------
+ *
+ * function_profiling.c
+ *		Counting the calls of profiled functions: hits, active instances and
+ *		average time, in every backend, through the function manager's hooks.
+ *
+ * dolon.profile(f) puts f in a set of profiled functions in shared memory.
+ * Every backend keeps a sorted copy of the part of that set that belongs to
+ * its database, refreshed when the set's generation changes; the
+ * needs_fmgr_hook of the function manager asks that copy, when a call is
+ * prepared (fmgr_info), whether a function is profiled.  The calls of a
+ * profiled function then go through fmgr_security_definer(), which calls our
+ * fmgr_hook at the start and at the end of each call, or on its abort by an
+ * error.  A function that is not profiled is called directly: it pays
+ * nothing.
+ *
+ * Limits of the hook, which follow from the function manager:
+ *	- built-in functions (language internal) are called without consulting
+ *	  pg_proc and never reach the hook; profiling one is refused;
+ *	- the planner does not inline a SQL function that needs the hook, so a
+ *	  profiled SQL function is called as a function, not inlined;
+ *	- a call prepared before profiling started (a statement already running)
+ *	  is not counted; the next statement's calls are.
+ *
+ * The counters are atomics in shared memory, updated without a lock:
+ * at the start of a call, hits and active instances go up; at its end or
+ * abort, active instances go down and the call's duration is added to the
+ * time of completed calls.  Each backend keeps a stack of the calls it has
+ * in progress, since calls nest (recursion included) and end in reverse
+ * order; a backend that exits in the middle of calls (FATAL, termination)
+ * takes its calls off the active instances as it exits, so no phantom
+ * instance remains.
+ *
+ * An entry of the set carries a generation, changed whenever the entry is
+ * taken or freed, so that a call that started under one use of an entry
+ * never counts towards the next.  A freed entry is not reused until its
+ * last active call has ended.
+ *
+ * The set survives a restart: it is written to PROFILED_FUNCTIONS_FILE in
+ * the data directory at each change and read back when shared memory is
+ * set up.  The counters start from zero.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "commands/dbcommands.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "dolon.h"
+
+/* Where the set of profiled functions is kept across restarts */
+#define PROFILED_FUNCTIONS_FILE "dolon_profiled_functions"
+#define PROFILED_FUNCTIONS_HEADER "dolon profiled functions 1"
+
+/*
+ * Calls of profiled functions in progress that one backend tracks; deeper
+ * nesting is not counted.
+ */
+#define MAX_TRACKED_CALLS 4096
+
+/* The text of a function's signature, as shown by dolon.function_stats */
+#define MAX_SIGNATURE_BYTES 256
+
+typedef struct ProfiledFunction
+{
+	/* Set under the lock; read without it, after checking generation */
+	Oid			database;
+	Oid			function;		/* InvalidOid while the entry is free */
+	char		signature[MAX_SIGNATURE_BYTES];
+	char		column[NAMEDATALEN];	/* base of the column names */
+
+	pg_atomic_uint64 generation;
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 active;	/* may dip below zero briefly: read signed */
+	pg_atomic_uint64 completed;
+	pg_atomic_uint64 completed_ns;
+} ProfiledFunction;
+
+typedef struct FunctionProfilingState
+{
+	LWLock	   *lock;			/* taking and freeing entries, the file */
+	pg_atomic_uint64 set_generation;	/* changes with the set */
+	int			capacity;
+	ProfiledFunction entries[FLEXIBLE_ARRAY_MEMBER];
+} FunctionProfilingState;
+
+/* A profiled function of this backend's database, in the local copy */
+typedef struct LocalProfiledFunction
+{
+	Oid			function;
+	int			entry;
+	uint64		generation;
+} LocalProfiledFunction;
+
+/* A call in progress */
+typedef struct TrackedCall
+{
+	int			entry;			/* -1 if the function is not profiled */
+	uint64		generation;
+	uint64		start_ns;
+} TrackedCall;
+
+static FunctionProfilingState *profiling = NULL;
+
+/* This backend's copy of the set, sorted by function */
+static LocalProfiledFunction *local_set = NULL;
+static int	local_set_count = 0;
+static uint64 local_set_generation = 0;
+
+/* This backend's calls in progress, innermost last */
+static TrackedCall tracked_calls[MAX_TRACKED_CALLS];
+static int	call_depth = 0;
+static bool exit_callback_registered = false;
+
+static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
+static fmgr_hook_type prev_fmgr_hook = NULL;
+
+PG_FUNCTION_INFO_V1(dolon_profile);
+PG_FUNCTION_INFO_V1(dolon_unprofile);
+PG_FUNCTION_INFO_V1(dolon_clear);
+PG_FUNCTION_INFO_V1(dolon_function_stats);
+
+static uint64
+monotonic_ns(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (uint64) now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+Size
+dolon_function_profiling_shmem_size(void)
+{
+	return add_size(offsetof(FunctionProfilingState, entries),
+					mul_size(dolon_max_profiled_functions,
+							 sizeof(ProfiledFunction)));
+}
+
+/*
+ * Write the set to PROFILED_FUNCTIONS_FILE, atomically.  Called with the
+ * lock held exclusively.  A failure is reported as a WARNING: the set in
+ * shared memory is what counts until the next restart.
+ */
+static void
+save_profiled_functions(void)
+{
+	const char *temp_path = PROFILED_FUNCTIONS_FILE ".tmp";
+	FILE	   *file;
+	int			i;
+
+	file = AllocateFile(temp_path, PG_BINARY_W);
+	if (file == NULL)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", temp_path),
+				 errdetail("The set of profiled functions will not survive a restart.")));
+		return;
+	}
+	fprintf(file, "%s\n", PROFILED_FUNCTIONS_HEADER);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+
+		if (OidIsValid(entry->function))
+			fprintf(file, "%u %u %s %s\n", entry->database, entry->function,
+					entry->column, entry->signature);
+	}
+	if (ferror(file) || FreeFile(file) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", temp_path),
+				 errdetail("The set of profiled functions will not survive a restart.")));
+		unlink(temp_path);
+		return;
+	}
+	(void) durable_rename(temp_path, PROFILED_FUNCTIONS_FILE, WARNING);
+}
+
+/*
+ * Take a free entry for a function; the caller holds the lock exclusively.
+ * Returns -1 if every entry is taken or still has active calls.
+ */
+static int
+take_entry(Oid database, Oid function, const char *signature,
+		   const char *column)
+{
+	int			i;
+
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+
+		if (OidIsValid(entry->function) ||
+			(int64) pg_atomic_read_u64(&entry->active) > 0)
+			continue;
+
+		pg_atomic_write_u64(&entry->hits, 0);
+		pg_atomic_write_u64(&entry->completed, 0);
+		pg_atomic_write_u64(&entry->completed_ns, 0);
+		entry->database = database;
+		strlcpy(entry->signature, signature, sizeof(entry->signature));
+		strlcpy(entry->column, column, sizeof(entry->column));
+		pg_write_barrier();
+		entry->function = function;
+		pg_atomic_fetch_add_u64(&entry->generation, 1);
+		return i;
+	}
+	return -1;
+}
+
+/*
+ * Free an entry; the caller holds the lock exclusively.  Calls still in
+ * progress will only take themselves off its active instances.
+ */
+static void
+free_entry(ProfiledFunction *entry)
+{
+	entry->function = InvalidOid;
+	pg_atomic_fetch_add_u64(&entry->generation, 1);
+}
+
+/*
+ * Read back the set saved before the last shutdown.  A missing file is an
+ * empty set; a damaged one is reported and ignored from the damaged line on.
+ */
+static void
+load_profiled_functions(void)
+{
+	FILE	   *file;
+	char		line[MAX_SIGNATURE_BYTES + NAMEDATALEN + 64];
+
+	file = AllocateFile(PROFILED_FUNCTIONS_FILE, PG_BINARY_R);
+	if (file == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m",
+							PROFILED_FUNCTIONS_FILE)));
+		return;
+	}
+
+	if (fgets(line, sizeof(line), file) == NULL ||
+		strcmp(line, PROFILED_FUNCTIONS_HEADER "\n") != 0)
+		ereport(LOG,
+				(errmsg("ignoring file \"%s\": it is not a list of profiled functions",
+						PROFILED_FUNCTIONS_FILE)));
+	else
+	{
+		while (fgets(line, sizeof(line), file) != NULL)
+		{
+			unsigned int database;
+			unsigned int function;
+			char		column[NAMEDATALEN];
+			int			signature_offset;
+
+			line[strcspn(line, "\n")] = '\0';
+			if (sscanf(line, "%u %u %63s %n", &database, &function, column,
+					   &signature_offset) != 3 ||
+				take_entry(database, function, line + signature_offset,
+						   column) < 0)
+			{
+				ereport(LOG,
+						(errmsg("ignoring the rest of file \"%s\" from line \"%s\"",
+								PROFILED_FUNCTIONS_FILE, line)));
+				break;
+			}
+		}
+	}
+	FreeFile(file);
+}
+
+/*
+ * Set up the shared state, or attach to it; called from the shmem startup
+ * hook with AddinShmemInitLock held.
+ */
+void
+dolon_function_profiling_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	profiling = ShmemInitStruct("dolon function profiling",
+								dolon_function_profiling_shmem_size(),
+								&found);
+	if (found)
+		return;
+
+	profiling->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_FUNCTIONS].lock;
+	pg_atomic_init_u64(&profiling->set_generation, 1);
+	profiling->capacity = dolon_max_profiled_functions;
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+
+		memset(entry, 0, sizeof(ProfiledFunction));
+		pg_atomic_init_u64(&entry->generation, 0);
+		pg_atomic_init_u64(&entry->hits, 0);
+		pg_atomic_init_u64(&entry->active, 0);
+		pg_atomic_init_u64(&entry->completed, 0);
+		pg_atomic_init_u64(&entry->completed_ns, 0);
+	}
+	load_profiled_functions();
+}
+
+uint64
+dolon_profiled_functions_generation(void)
+{
+	return profiling ? pg_atomic_read_u64(&profiling->set_generation) : 0;
+}
+
+static int
+compare_local_functions(const void *a, const void *b)
+{
+	Oid			fa = ((const LocalProfiledFunction *) a)->function;
+	Oid			fb = ((const LocalProfiledFunction *) b)->function;
+
+	return fa < fb ? -1 : fa > fb ? 1 : 0;
+}
+
+/*
+ * Bring this backend's copy of the set up to date, if it is not.
+ */
+static void
+refresh_local_set(void)
+{
+	uint64		generation = pg_atomic_read_u64(&profiling->set_generation);
+	int			i;
+
+	if (generation == local_set_generation)
+		return;
+
+	if (local_set == NULL)
+		local_set = MemoryContextAlloc(TopMemoryContext,
+									   profiling->capacity *
+									   sizeof(LocalProfiledFunction));
+	local_set_count = 0;
+
+	LWLockAcquire(profiling->lock, LW_SHARED);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+
+		if (!OidIsValid(entry->function) || entry->database != MyDatabaseId)
+			continue;
+		local_set[local_set_count].function = entry->function;
+		local_set[local_set_count].entry = i;
+		local_set[local_set_count].generation =
+			pg_atomic_read_u64(&entry->generation);
+		local_set_count++;
+	}
+	/* Read under the lock: a change after this is seen next time */
+	local_set_generation = pg_atomic_read_u64(&profiling->set_generation);
+	LWLockRelease(profiling->lock);
+
+	qsort(local_set, local_set_count, sizeof(LocalProfiledFunction),
+		  compare_local_functions);
+}
+
+static LocalProfiledFunction *
+find_local(Oid function)
+{
+	LocalProfiledFunction key;
+
+	if (local_set_count == 0)
+		return NULL;
+	key.function = function;
+	return bsearch(&key, local_set, local_set_count,
+				   sizeof(LocalProfiledFunction), compare_local_functions);
+}
+
+/*
+ * needs_fmgr_hook: is this function profiled in this database?
+ */
+static bool
+profiling_needs_fmgr_hook(Oid function)
+{
+	if (prev_needs_fmgr_hook && prev_needs_fmgr_hook(function))
+		return true;
+	if (!OidIsValid(MyDatabaseId))
+		return false;
+	refresh_local_set();
+	return find_local(function) != NULL;
+}
+
+/*
+ * Take the calls this backend has in progress off the active instances; at
+ * exit, as the calls will not end.
+ */
+static void
+end_tracked_calls(int code, Datum arg)
+{
+	while (call_depth > 0)
+	{
+		call_depth--;
+		if (call_depth < MAX_TRACKED_CALLS &&
+			tracked_calls[call_depth].entry >= 0)
+			pg_atomic_fetch_sub_u64(&profiling->entries[tracked_calls[call_depth].entry].active, 1);
+	}
+}
+
+static void
+start_call(Oid function)
+{
+	TrackedCall *call;
+	LocalProfiledFunction *local;
+	ProfiledFunction *entry;
+
+	if (call_depth++ >= MAX_TRACKED_CALLS)
+		return;
+	call = &tracked_calls[call_depth - 1];
+	call->entry = -1;
+
+	/* A function may have stopped being profiled since fmgr_info() */
+	refresh_local_set();
+	local = find_local(function);
+	if (local == NULL)
+		return;					/* a SECURITY DEFINER function, for one */
+
+	/*
+	 * Count the call as active before checking that the entry is still the
+	 * one we know: an entry is only reused when it has no active call.
+	 */
+	entry = &profiling->entries[local->entry];
+	pg_atomic_fetch_add_u64(&entry->active, 1);
+	if (pg_atomic_read_u64(&entry->generation) != local->generation)
+	{
+		pg_atomic_fetch_sub_u64(&entry->active, 1);
+		return;
+	}
+	pg_atomic_fetch_add_u64(&entry->hits, 1);
+
+	call->entry = local->entry;
+	call->generation = local->generation;
+	call->start_ns = monotonic_ns();
+
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(end_tracked_calls, (Datum) 0);
+		exit_callback_registered = true;
+	}
+}
+
+/*
+ * A call ends, normally or by an error: either way it is a completed call.
+ */
+static void
+end_call(void)
+{
+	TrackedCall *call;
+	ProfiledFunction *entry;
+
+	if (call_depth == 0)
+		return;
+	if (--call_depth >= MAX_TRACKED_CALLS)
+		return;
+	call = &tracked_calls[call_depth];
+	if (call->entry < 0)
+		return;
+
+	entry = &profiling->entries[call->entry];
+	if (pg_atomic_read_u64(&entry->generation) == call->generation)
+	{
+		pg_atomic_fetch_add_u64(&entry->completed_ns,
+								monotonic_ns() - call->start_ns);
+		pg_atomic_fetch_add_u64(&entry->completed, 1);
+	}
+	pg_atomic_fetch_sub_u64(&entry->active, 1);
+}
+
+/*
+ * fmgr_hook.  The private datum is shared by all calls through one FmgrInfo,
+ * recursive ones included, so our state is on our own stack instead.
+ */
+static void
+profiling_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, private);
+
+	if (event == FHET_START)
+		start_call(flinfo->fn_oid);
+	else
+		end_call();
+}
+
+void
+dolon_install_function_hooks(void)
+{
+	prev_needs_fmgr_hook = needs_fmgr_hook;
+	needs_fmgr_hook = profiling_needs_fmgr_hook;
+	prev_fmgr_hook = fmgr_hook;
+	fmgr_hook = profiling_fmgr_hook;
+}
+
+/*
+ * Append three columns per profiled function to *columns, as the original
+ * client does: <f>_hits, <f>_active_instances, <f>_average_time.  Returns
+ * the number of functions.
+ */
+int
+dolon_add_function_columns(DolonColumns **columns)
+{
+	static const struct
+	{
+		DolonColumnKind kind;
+		const char *suffix;
+	}			kinds[] = {
+		{COLUMN_FUNCTION_HITS, "hits"},
+		{COLUMN_FUNCTION_ACTIVE_INSTANCES, "active_instances"},
+		{COLUMN_FUNCTION_AVERAGE_TIME, "average_time"},
+	};
+	int			functions = 0;
+	int			i;
+
+	if (profiling == NULL)
+		return 0;
+
+	LWLockAcquire(profiling->lock, LW_SHARED);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+		int			k;
+
+		if (!OidIsValid(entry->function))
+			continue;
+
+		*columns = repalloc(*columns,
+							offsetof(DolonColumns, items) +
+							((*columns)->count + lengthof(kinds)) * sizeof(DolonColumn));
+		for (k = 0; k < lengthof(kinds); k++)
+		{
+			DolonColumn *column = &(*columns)->items[(*columns)->count++];
+
+			memset(column, 0, sizeof(DolonColumn));
+			column->kind = kinds[k].kind;
+			column->entry = i;
+			column->entry_generation = pg_atomic_read_u64(&entry->generation);
+			snprintf(column->name, sizeof(column->name), "%s_%s",
+					 entry->column, kinds[k].suffix);
+		}
+		functions++;
+	}
+	LWLockRelease(profiling->lock);
+	return functions;
+}
+
+/*
+ * The value of a function column now; null if the function is no longer
+ * profiled.
+ */
+double
+dolon_function_column_value(const DolonColumn *column, bool *isnull)
+{
+	ProfiledFunction *entry = &profiling->entries[column->entry];
+	uint64		completed;
+	int64		active;
+
+	*isnull = pg_atomic_read_u64(&entry->generation) != column->entry_generation;
+	if (*isnull)
+		return 0;
+
+	switch (column->kind)
+	{
+		case COLUMN_FUNCTION_HITS:
+			return (double) pg_atomic_read_u64(&entry->hits);
+		case COLUMN_FUNCTION_ACTIVE_INSTANCES:
+			active = (int64) pg_atomic_read_u64(&entry->active);
+			return active > 0 ? (double) active : 0;
+		case COLUMN_FUNCTION_AVERAGE_TIME:
+			completed = pg_atomic_read_u64(&entry->completed);
+			if (completed == 0)
+				return 0;
+			return pg_atomic_read_u64(&entry->completed_ns) / 1e9 / completed;
+		default:
+			elog(ERROR, "not a function column");
+	}
+	return 0;					/* keep compiler quiet */
+}
+
+static void
+require_function_profiling(void)
+{
+	dolon_require_shared_state();
+	Assert(profiling != NULL);
+}
+
+/*
+ * The base of the column names of a function: its name as a plain
+ * identifier, with a suffix if another profiled function has it already.
+ * Called with the lock held.
+ */
+static void
+choose_column_base(const char *function_name, char *column)
+{
+	char		base[NAMEDATALEN];
+	int			suffix = 1;
+	int			i;
+
+	mnemic_plain_column_name(function_name, base, sizeof(base));
+	strlcpy(column, base, NAMEDATALEN);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		if (OidIsValid(profiling->entries[i].function) &&
+			strcmp(profiling->entries[i].column, column) == 0)
+		{
+			snprintf(column, NAMEDATALEN, "%.*s_%d", NAMEDATALEN - 12, base,
+					 ++suffix);
+			i = -1;				/* compare the new name from the start */
+		}
+	}
+}
+
+static int
+find_entry(Oid database, Oid function)
+{
+	int			i;
+
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		if (profiling->entries[i].function == function &&
+			profiling->entries[i].database == database)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * dolon.profile(regprocedure): start profiling a function of this database.
+ * Returns false if it was profiled already.
+ */
+Datum
+dolon_profile(PG_FUNCTION_ARGS)
+{
+	Oid			function = PG_GETARG_OID(0);
+	HeapTuple	tuple;
+	Form_pg_proc proc;
+	char	   *signature;
+	char		column[NAMEDATALEN];
+	bool		taken = false;
+
+	require_function_profiling();
+
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	if (!HeapTupleIsValid(tuple))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function with OID %u does not exist", function)));
+	proc = (Form_pg_proc) GETSTRUCT(tuple);
+	signature = format_procedure(function);
+
+	if (proc->prolang == INTERNALlanguageId)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot profile built-in function %s", signature),
+				 errdetail("Built-in functions are called directly, without the hook that counts calls.")));
+	if (proc->prokind == PROKIND_AGGREGATE || proc->prokind == PROKIND_WINDOW)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot profile %s", signature),
+				 errdetail("Aggregate and window functions are not called through the function manager."),
+				 errhint("Profile its support functions instead.")));
+
+	LWLockAcquire(profiling->lock, LW_EXCLUSIVE);
+	if (find_entry(MyDatabaseId, function) < 0)
+	{
+		choose_column_base(NameStr(proc->proname), column);
+		if (take_entry(MyDatabaseId, function, signature, column) < 0)
+		{
+			LWLockRelease(profiling->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many profiled functions"),
+					 errdetail("dolon.max_profiled_functions is %d.",
+							   dolon_max_profiled_functions),
+					 errhint("Stop profiling another function, or raise dolon.max_profiled_functions and restart the server.")));
+		}
+		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
+		save_profiled_functions();
+		taken = true;
+	}
+	LWLockRelease(profiling->lock);
+	ReleaseSysCache(tuple);
+
+	PG_RETURN_BOOL(taken);
+}
+
+/*
+ * dolon.unprofile(regprocedure): stop profiling a function of this
+ * database.  Returns false if it was not profiled.
+ */
+Datum
+dolon_unprofile(PG_FUNCTION_ARGS)
+{
+	Oid			function = PG_GETARG_OID(0);
+	int			i;
+
+	require_function_profiling();
+
+	LWLockAcquire(profiling->lock, LW_EXCLUSIVE);
+	i = find_entry(MyDatabaseId, function);
+	if (i >= 0)
+	{
+		free_entry(&profiling->entries[i]);
+		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
+		save_profiled_functions();
+	}
+	LWLockRelease(profiling->lock);
+
+	PG_RETURN_BOOL(i >= 0);
+}
+
+/*
+ * dolon.clear(): stop profiling every function, of every database.  Returns
+ * how many were profiled.
+ */
+Datum
+dolon_clear(PG_FUNCTION_ARGS)
+{
+	int64		cleared = 0;
+	int			i;
+
+	require_function_profiling();
+
+	LWLockAcquire(profiling->lock, LW_EXCLUSIVE);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		if (OidIsValid(profiling->entries[i].function))
+		{
+			free_entry(&profiling->entries[i]);
+			cleared++;
+		}
+	}
+	pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
+	save_profiled_functions();
+	LWLockRelease(profiling->lock);
+
+	PG_RETURN_INT64(cleared);
+}
+
+/*
+ * dolon.function_stats(): the counters of every profiled function.
+ */
+Datum
+dolon_function_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	require_function_profiling();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(profiling->lock, LW_SHARED);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+		Datum		values[9];
+		bool		nulls[9] = {false};
+		uint64		completed;
+		uint64		completed_ns;
+		int64		active;
+		char	   *database;
+
+		if (!OidIsValid(entry->function))
+			continue;
+
+		completed = pg_atomic_read_u64(&entry->completed);
+		completed_ns = pg_atomic_read_u64(&entry->completed_ns);
+		active = (int64) pg_atomic_read_u64(&entry->active);
+		database = get_database_name(entry->database);
+
+		values[0] = ObjectIdGetDatum(entry->database);
+		values[1] = database ? CStringGetTextDatum(database) : (Datum) 0;
+		nulls[1] = database == NULL;
+		values[2] = ObjectIdGetDatum(entry->function);
+		values[3] = CStringGetTextDatum(entry->signature);
+		values[4] = CStringGetTextDatum(entry->column);
+		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&entry->hits));
+		values[6] = Int64GetDatum(active > 0 ? active : 0);
+		values[7] = Int64GetDatum((int64) completed);
+		values[8] = Float8GetDatum(completed > 0 ?
+								   completed_ns / 1e9 / completed : 0);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	LWLockRelease(profiling->lock);
+
+	return (Datum) 0;
+}

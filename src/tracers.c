@@ -1,0 +1,590 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracers.c
+ *		The tracers of the server: their slots in shared memory, and starting
+ *		and stopping them from SQL.
+ *
+ * dolon.max_tracers slots are reserved at server start.  Slot 0 is the
+ * tracer configured in postgresql.conf.  dolon.start_tracer() records a
+ * tracer in the table dolon.tracer_definitions, writes its definition into
+ * a free slot and starts its worker; dolon.stop_tracer() deletes the record
+ * and marks the slot.  Both act through the calling transaction: the new
+ * worker waits for the transaction that started it and goes away if it
+ * rolls back, and a stopped worker only ends once the stop commits.
+ *
+ * At server start, and whenever it restarts, the configured tracer starts
+ * the recorded tracers that do not run (dolon_restore_tracers()), so that a
+ * tracer started from SQL runs until it is stopped, across restarts.  The
+ * table lives in dolon.database, where every tracer connects, so tracers are
+ * started and stopped from that database only.
+ *
+ * Nothing read from the table is ever spliced into SQL: the queries are
+ * constants with parameters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shmem.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "dolon.h"
+
+/* Shared state of dolon; NULL unless dolon was preloaded */
+DolonSharedState *dolon_shared = NULL;
+
+/* Number of columns of dolon.tracer_states() */
+#define TRACER_STATES_COLS 19
+
+PG_FUNCTION_INFO_V1(dolon_start_tracer);
+PG_FUNCTION_INFO_V1(dolon_stop_tracer);
+PG_FUNCTION_INFO_V1(dolon_tracer_states);
+
+Size
+dolon_tracers_shmem_size(void)
+{
+	return add_size(offsetof(DolonSharedState, slots),
+					mul_size(dolon_max_tracers, sizeof(DolonTracerSlot)));
+}
+
+/*
+ * Set up the slots, or attach to them; called from the shmem startup hook
+ * with AddinShmemInitLock held.
+ */
+void
+dolon_tracers_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	dolon_shared = ShmemInitStruct("dolon tracers", dolon_tracers_shmem_size(),
+								   &found);
+	if (found)
+		return;
+
+	memset(dolon_shared, 0, dolon_tracers_shmem_size());
+	dolon_shared->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_TRACERS].lock;
+	dolon_shared->max_tracers = dolon_max_tracers;
+	for (i = 0; i < dolon_max_tracers; i++)
+		SpinLockInit(&dolon_shared->slots[i].status.mutex);
+	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
+}
+
+/*
+ * Tracers are started and stopped in dolon.database, where their
+ * definitions are kept and restored from.
+ */
+static void
+require_tracer_database(void)
+{
+	dolon_require_shared_state();
+	if (MyDatabaseId != get_database_oid(dolon_database, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tracers can only be started and stopped in database \"%s\"",
+						dolon_database),
+				 errdetail("Tracers run in dolon.database and are restored from there at server start."),
+				 errhint("Connect to database \"%s\".", dolon_database)));
+}
+
+/*
+ * The slot of the tracer with this name, or -1.  Called with the lock held.
+ */
+static int
+find_tracer(const char *name)
+{
+	int			i;
+
+	for (i = 0; i < dolon_shared->max_tracers; i++)
+	{
+		if (dolon_shared->slots[i].in_use &&
+			strcmp(dolon_shared->slots[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * A definition checked and ready to go into a slot.
+ */
+typedef struct TracerDefinition
+{
+	const char *name;
+	int			frequency_ms;
+	const char *host;
+	int			port;
+	char	   *profilers;		/* canonical text */
+} TracerDefinition;
+
+/*
+ * Take a free slot for a tracer and start its worker.  Raises an error if
+ * the name is taken, no slot is free or no worker can start.
+ */
+static void
+launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
+	   TransactionId start_xid)
+{
+	DolonTracerSlot *slot = NULL;
+	uint64		ticket;
+	int			i;
+
+	if (!pg_strong_random(&ticket, sizeof(ticket)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	if (find_tracer(definition->name) >= 0)
+	{
+		LWLockRelease(dolon_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tracer \"%s\" already exists", definition->name)));
+	}
+	for (i = 0; i < dolon_shared->max_tracers; i++)
+	{
+		if (!dolon_shared->slots[i].in_use)
+		{
+			slot = &dolon_shared->slots[i];
+			break;
+		}
+	}
+	if (slot == NULL)
+	{
+		LWLockRelease(dolon_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many tracers"),
+				 errdetail("dolon.max_tracers is %d, the configured tracer included.",
+						   dolon_max_tracers),
+				 errhint("Stop a tracer, or raise dolon.max_tracers and restart the server.")));
+	}
+
+	slot->in_use = true;
+	slot->ticket = ticket;
+	strlcpy(slot->name, definition->name, sizeof(slot->name));
+	strlcpy(slot->host, definition->host, sizeof(slot->host));
+	slot->port = definition->port;
+	slot->frequency_ms = definition->frequency_ms;
+	strlcpy(slot->profilers, definition->profilers, sizeof(slot->profilers));
+	slot->first_run_uuid = *first_run_uuid;
+	slot->start_xid = start_xid;
+	slot->stop_xid = InvalidTransactionId;
+	SpinLockAcquire(&slot->status.mutex);
+	slot->status.pid = 0;
+	slot->status.has_run = false;
+	SpinLockRelease(&slot->status.mutex);
+	LWLockRelease(dolon_shared->lock);
+
+	if (!dolon_launch_tracer(i, ticket))
+	{
+		LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+		slot->in_use = false;
+		LWLockRelease(dolon_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("could not start a worker for tracer \"%s\"",
+						definition->name),
+				 errhint("Raise max_worker_processes and restart the server.")));
+	}
+}
+
+/*
+ * Frequency in milliseconds, from an interval of at most days.
+ */
+static int
+interval_to_ms(const char *name, Interval *frequency)
+{
+	int64		ms;
+
+	if (frequency->month != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid frequency for tracer \"%s\"", name),
+				 errdetail("A frequency is given in days or less, not in months.")));
+	ms = frequency->time / 1000 + (int64) frequency->day * (USECS_PER_DAY / 1000);
+	if (ms < DOLON_MIN_FREQUENCY_MS || ms > INT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid frequency for tracer \"%s\"", name),
+				 errdetail("The frequency must be between %d ms and %d ms.",
+						   DOLON_MIN_FREQUENCY_MS, INT_MAX)));
+	return (int) ms;
+}
+
+/*
+ * Check the arguments of dolon.start_tracer(), raising an error that names
+ * the argument that is wrong.
+ */
+static void
+check_definition(TracerDefinition *definition, Interval *frequency,
+				 ArrayType *profiler_array)
+{
+	const char *name = definition->name;
+	const char *detail;
+	const char *hint;
+	Datum	   *elements;
+	bool	   *element_nulls;
+	int			count;
+	StringInfoData joined;
+	DolonProfilerList *profilers;
+	char	   *parse_detail;
+	char	   *parse_hint;
+	int			i;
+
+	if (name[0] == '\0' ||
+		pg_mbstrlen_with_len(name, strlen(name)) > DOLON_MAX_TRACER_NAME_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid tracer name \"%s\"", name),
+				 errdetail("A tracer name has 1 to %d characters.",
+						   DOLON_MAX_TRACER_NAME_CHARS)));
+
+	definition->frequency_ms = interval_to_ms(name, frequency);
+
+	if (!dolon_host_is_valid(definition->host, &detail, &hint))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid host for tracer \"%s\"", name),
+				 errdetail("%s", detail),
+				 hint ? errhint("%s", hint) : 0));
+
+	if (definition->port < 1 || definition->port > 65535)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid port for tracer \"%s\": %d", name,
+						definition->port),
+				 errdetail("A port is between 1 and 65535.")));
+
+	deconstruct_array(profiler_array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &element_nulls, &count);
+	initStringInfo(&joined);
+	for (i = 0; i < count; i++)
+	{
+		if (element_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("invalid profilers for tracer \"%s\"", name),
+					 errdetail("Profiler %d is null.", i + 1)));
+		appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
+						 TextDatumGetCString(elements[i]));
+	}
+	if (!dolon_parse_profilers(joined.data, &profilers, &parse_detail,
+							   &parse_hint))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid profilers for tracer \"%s\"", name),
+				 errdetail("%s", parse_detail),
+				 parse_hint ? errhint("%s", parse_hint) : 0));
+
+	PG_TRY();
+	{
+		char	   *problem;
+
+		/* Custom profilers must name usable functions, run by a fit role */
+		(void) dolon_build_columns(profilers, true);
+		if (dolon_has_custom_profilers(profilers) &&
+			!OidIsValid(dolon_profiler_role_oid(&problem)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("invalid profilers for tracer \"%s\"", name),
+					 errdetail("It has custom profilers, but %s.", problem),
+					 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+		definition->profilers = dolon_profilers_text(profilers);
+	}
+	PG_FINALLY();
+	{
+		free(profilers);
+	}
+	PG_END_TRY();
+
+	if (strlen(definition->profilers) >= DOLON_MAX_PROFILERS_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("invalid profilers for tracer \"%s\"", name),
+				 errdetail("The list of profilers is longer than %d bytes.",
+						   DOLON_MAX_PROFILERS_BYTES - 1)));
+}
+
+/*
+ * dolon.start_tracer(tracer_name, frequency, host, port, VARIADIC profilers)
+ * returns the uuid of the tracer's first run.
+ */
+Datum
+dolon_start_tracer(PG_FUNCTION_ARGS)
+{
+	static const char *const argument_names[] = {
+		"tracer_name", "frequency", "host", "port", "profilers"
+	};
+	TracerDefinition definition;
+	Datum		row[5];
+	Oid			row_types[5] = {TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID};
+	pg_uuid_t  *uuid;
+	int			i;
+
+	for (i = 0; i < lengthof(argument_names); i++)
+	{
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", argument_names[i])));
+	}
+	require_tracer_database();
+
+	definition.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	definition.host = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	definition.port = PG_GETARG_INT32(3);
+	check_definition(&definition, PG_GETARG_INTERVAL_P(1),
+					 PG_GETARG_ARRAYTYPE_P(4));
+
+	/* Record it; the unique key on the name catches a concurrent twin */
+	row[0] = CStringGetTextDatum(definition.name);
+	row[1] = Int32GetDatum(definition.frequency_ms);
+	row[2] = CStringGetTextDatum(definition.host);
+	row[3] = Int32GetDatum(definition.port);
+	row[4] = CStringGetTextDatum(definition.profilers);
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO dolon.tracer_definitions "
+							  "(tracer_name, frequency_ms, host, port, profilers) "
+							  "VALUES ($1, $2, $3, $4, $5)",
+							  5, row_types, row, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not record tracer \"%s\"", definition.name);
+	SPI_finish();
+
+	uuid = palloc(sizeof(pg_uuid_t));
+	mnemic_new_run_uuid(uuid);
+	launch(&definition, uuid, GetTopTransactionId());
+
+	PG_RETURN_UUID_P(uuid);
+}
+
+/*
+ * dolon.stop_tracer(tracer_name) stops a tracer started with
+ * dolon.start_tracer(), once the calling transaction commits.
+ */
+Datum
+dolon_stop_tracer(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Datum		arg = PG_GETARG_DATUM(0);
+	Oid			arg_type = TEXTOID;
+	uint64		deleted;
+	int			slot;
+	pid_t		pid = 0;
+
+	require_tracer_database();
+
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	slot = find_tracer(name);
+	LWLockRelease(dolon_shared->lock);
+	if (slot == CONFIGURED_TRACER_SLOT)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tracer \"%s\" is configured in postgresql.conf", name),
+				 errhint("Change the dolon.* settings to change it.")));
+
+	SPI_connect();
+	if (SPI_execute_with_args("DELETE FROM dolon.tracer_definitions "
+							  "WHERE tracer_name = $1",
+							  1, &arg_type, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete tracer \"%s\"", name);
+	deleted = SPI_processed;
+	SPI_finish();
+
+	if (slot < 0 && deleted == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tracer \"%s\" does not exist", name)));
+
+	if (slot >= 0)
+	{
+		TransactionId xid = GetTopTransactionId();
+
+		LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+		if (dolon_shared->slots[slot].in_use &&
+			strcmp(dolon_shared->slots[slot].name, name) == 0)
+		{
+			dolon_shared->slots[slot].stop_xid = xid;
+			SpinLockAcquire(&dolon_shared->slots[slot].status.mutex);
+			pid = dolon_shared->slots[slot].status.pid;
+			SpinLockRelease(&dolon_shared->slots[slot].status.mutex);
+		}
+		LWLockRelease(dolon_shared->lock);
+	}
+
+	/* Wake the worker, so that it watches for the commit */
+	if (pid != 0)
+	{
+		PGPROC	   *proc = BackendPidGetProc(pid);
+
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+	}
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * Start the tracers recorded in dolon.tracer_definitions that do not run.
+ * Called by the configured tracer, in a transaction in dolon.database.  A
+ * record that is no longer valid, or that finds no free slot, is skipped
+ * with a warning.
+ */
+void
+dolon_restore_tracers(void)
+{
+	uint64		i;
+
+	if (!OidIsValid(get_extension_oid("dolon", true)))
+		return;
+
+	SPI_connect();
+	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers "
+					"FROM dolon.tracer_definitions ORDER BY tracer_name",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read dolon.tracer_definitions");
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		TracerDefinition definition;
+		bool		isnull;
+		bool		running;
+		pg_uuid_t	uuid;
+		MemoryContext context = CurrentMemoryContext;
+
+		definition.name = SPI_getvalue(tuple, desc, 1);
+		definition.frequency_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
+		definition.host = SPI_getvalue(tuple, desc, 3);
+		definition.port = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
+		definition.profilers = SPI_getvalue(tuple, desc, 5);
+
+		LWLockAcquire(dolon_shared->lock, LW_SHARED);
+		running = find_tracer(definition.name) >= 0;
+		LWLockRelease(dolon_shared->lock);
+		if (running)
+			continue;
+
+		mnemic_new_run_uuid(&uuid);
+		PG_TRY();
+		{
+			BeginInternalSubTransaction(NULL);
+			MemoryContextSwitchTo(context);
+			launch(&definition, &uuid, InvalidTransactionId);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(context);
+			ereport(WARNING,
+					(errmsg("could not restore tracer \"%s\": %s",
+							definition.name, edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+	}
+	SPI_finish();
+}
+
+/*
+ * dolon.tracer_states(): one row per tracer, with its definition and the
+ * state its worker records.
+ */
+Datum
+dolon_tracer_states(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	dolon_require_shared_state();
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (i = 0; i < dolon_shared->max_tracers; i++)
+	{
+		DolonTracerSlot *slot = &dolon_shared->slots[i];
+		char		name[DOLON_MAX_TRACER_NAME_BYTES];
+		char		profilers[DOLON_MAX_PROFILERS_BYTES];
+		DolonTracerStatus status;
+		Datum		values[TRACER_STATES_COLS];
+		bool		nulls[TRACER_STATES_COLS];
+		Interval   *frequency;
+		bool		in_use;
+		int			c = 0;
+
+		LWLockAcquire(dolon_shared->lock, LW_SHARED);
+		in_use = slot->in_use;
+		strlcpy(name, slot->name, sizeof(name));
+		strlcpy(profilers, slot->profilers, sizeof(profilers));
+		SpinLockAcquire(&slot->status.mutex);
+		memcpy(&status, &slot->status, sizeof(status));
+		SpinLockRelease(&slot->status.mutex);
+		LWLockRelease(dolon_shared->lock);
+		if (!in_use)
+			continue;
+
+		memset(nulls, 0, sizeof(nulls));
+		values[c] = CStringGetTextDatum(name);
+		nulls[c++] = name[0] == '\0';
+		values[c++] = BoolGetDatum(i == CONFIGURED_TRACER_SLOT);
+		values[c] = Int32GetDatum(status.pid);
+		nulls[c++] = status.pid == 0;
+		values[c] = UUIDPGetDatum(&status.run_uuid);
+		nulls[c++] = !status.has_run;
+		values[c] = TimestampTzGetDatum(status.run_started);
+		nulls[c++] = !status.has_run;
+		values[c] = CStringGetTextDatum(status.host);
+		nulls[c++] = status.host[0] == '\0';
+		values[c] = Int32GetDatum(status.port);
+		nulls[c++] = status.port == 0;
+		frequency = palloc0(sizeof(Interval));
+		frequency->time = (int64) status.frequency_ms * 1000;
+		values[c] = IntervalPGetDatum(frequency);
+		nulls[c++] = status.frequency_ms == 0;
+		values[c] = CStringGetTextDatum(profilers);
+		nulls[c++] = profilers[0] == '\0';
+		values[c] = Int32GetDatum(status.columns);
+		nulls[c++] = !status.has_run;
+		values[c++] = Int64GetDatum(status.samples);
+		values[c++] = Int64GetDatum(status.rows_sent);
+		values[c++] = Int64GetDatum(status.send_errors);
+		values[c++] = Int64GetDatum(status.profiler_errors);
+		values[c] = CStringGetTextDatum(status.last_error);
+		nulls[c++] = status.last_error_time == 0;
+		values[c] = TimestampTzGetDatum(status.last_error_time);
+		nulls[c++] = status.last_error_time == 0;
+		values[c] = Float8GetDatum(status.last_sample_us);
+		nulls[c++] = status.samples == 0;
+		values[c] = Float8GetDatum(status.samples > 0 ?
+								   status.total_sample_us / status.samples : 0);
+		nulls[c++] = status.samples == 0;
+		values[c] = Int32GetDatum(i);
+		c++;
+		Assert(c == TRACER_STATES_COLS);
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
