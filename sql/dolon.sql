@@ -158,3 +158,4 @@ REVOKE USAGE ON SCHEMA dolon FROM dolon_nobody;
 DROP ROLE dolon_nobody;
 
 DROP EXTENSION dolon;
+DROP EXTENSION dblink;

@@ -4,9 +4,11 @@
  *		SQL functions used as profilers: their validation and their calls.
  *
  * Any function without arguments that returns smallint, integer, bigint,
- * real, double precision or numeric can be a profiler.  It is called once
- * per sample, through the function manager rather than through SQL text, in
- * a subtransaction of the sample's transaction:
+ * real, double precision or numeric can be a profiler.  It is looked up by
+ * its qualified name at each sample (a syscache lookup), so that a function
+ * created, or dropped and created again, after the run started is found.
+ * It is called through the function manager rather than through SQL text,
+ * in a subtransaction of the sample's transaction:
  *
  *	- as dolon.profiler_role, which must not be a superuser, with
  *	  SECURITY_RESTRICTED_OPERATION, as the server runs index expressions;
@@ -172,9 +174,24 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 	MemoryContext caller_context = CurrentMemoryContext;
 	ResourceOwner caller_owner = CurrentResourceOwner;
 	bool		isnull = true;
+	Oid			function;
+	Oid			result_type;
+	const char *problem;
+	char	   *detail;
+	char	   *hint;
 
-	if (!OidIsValid(column->function) || !OidIsValid(sample->profiler_role))
+	if (!OidIsValid(sample->profiler_role))
 		return false;
+
+	problem = dolon_check_profiler_function(&column->custom, &function,
+											&result_type, &detail, &hint);
+	if (problem != NULL)
+	{
+		record_failure(sample, psprintf("profiler %s: %s%s%s", column->name,
+										problem, detail ? ": " : "",
+										detail ? detail : ""));
+		return false;
+	}
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller_context);
@@ -191,20 +208,20 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 							   save_sec_context |
 							   SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
-		if (pg_proc_aclcheck(column->function, sample->profiler_role,
+		if (pg_proc_aclcheck(function, sample->profiler_role,
 							 ACL_EXECUTE) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
-						   get_func_name(column->function));
+						   get_func_name(function));
 
 		PushActiveSnapshot(GetTransactionSnapshot());
 		enable_timeout_after(STATEMENT_TIMEOUT, dolon_profiler_timeout_ms);
 
-		fmgr_info(column->function, &flinfo);
+		fmgr_info(function, &flinfo);
 		InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
 		result = FunctionCallInvoke(fcinfo);
 		isnull = fcinfo->isnull;
 		if (!isnull)
-			*value = result_as_double(result, column->result_type);
+			*value = result_as_double(result, result_type);
 
 		disable_timeout(STATEMENT_TIMEOUT, false);
 		PopActiveSnapshot();

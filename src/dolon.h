@@ -129,8 +129,7 @@ typedef struct DolonColumn
 	DolonColumnKind kind;
 	char		name[DOLON_MAX_COLUMN_BYTES];
 	DolonBuiltinProfiler builtin;	/* COLUMN_BUILTIN */
-	Oid			function;		/* COLUMN_CUSTOM; InvalidOid if unresolved */
-	Oid			result_type;	/* COLUMN_CUSTOM */
+	DolonProfilerSpec custom;	/* COLUMN_CUSTOM: the function, by name */
 	int			entry;			/* COLUMN_FUNCTION_*: index in shared memory */
 	uint64		entry_generation;	/* ... and the entry's generation */
 } DolonColumn;
@@ -335,7 +334,7 @@ extern bool dolon_same_profilers(const DolonProfilerList *a,
 								 const DolonProfilerList *b);
 extern bool dolon_has_custom_profilers(const DolonProfilerList *list);
 extern DolonColumns *dolon_build_columns(const DolonProfilerList *profilers,
-										 bool report_errors);
+										 bool check_functions);
 extern void dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
 							 double *values, bool *nulls);
 

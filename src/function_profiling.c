@@ -20,7 +20,11 @@
  *	- the planner does not inline a SQL function that needs the hook, so a
  *	  profiled SQL function is called as a function, not inlined;
  *	- a call prepared before profiling started (a statement already running)
- *	  is not counted; the next statement's calls are.
+ *	  is not counted; the next statement's calls are.  Plans cached before
+ *	  (prepared statements, PL/pgSQL) are invalidated when dolon.profile()
+ *	  commits, since they may have inlined the function;
+ *	- a set-returning function called in a select list is called once per
+ *	  row, and each call counts as a hit.
  *
  * The counters are atomics in shared memory, updated without a lock:
  * at the start of a call, hits and active instances go up; at its end or
@@ -47,6 +51,7 @@
 #include <time.h>
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "commands/dbcommands.h"
@@ -59,6 +64,7 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -647,6 +653,21 @@ find_entry(Oid database, Oid function)
 }
 
 /*
+ * Have every backend forget the plans that use this function, when the
+ * transaction commits: a plan made before profiling started may have
+ * inlined a SQL function, and its calls would never reach the hook; after
+ * profiling ends, the function may be inlined again.
+ */
+static void
+invalidate_plans_using(HeapTuple proc_tuple)
+{
+	Relation	pg_proc = table_open(ProcedureRelationId, AccessShareLock);
+
+	CacheInvalidateHeapTuple(pg_proc, proc_tuple, NULL);
+	table_close(pg_proc, AccessShareLock);
+}
+
+/*
  * dolon.profile(regprocedure): start profiling a function of this database.
  * Returns false if it was profiled already.
  */
@@ -670,17 +691,17 @@ dolon_profile(PG_FUNCTION_ARGS)
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
 	signature = format_procedure(function);
 
+	if (proc->prokind == PROKIND_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot profile aggregate function %s", signature),
+				 errdetail("An aggregate is not called as a function."),
+				 errhint("Profile its transition or final function instead.")));
 	if (proc->prolang == INTERNALlanguageId)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot profile built-in function %s", signature),
 				 errdetail("Built-in functions are called directly, without the hook that counts calls.")));
-	if (proc->prokind == PROKIND_AGGREGATE || proc->prokind == PROKIND_WINDOW)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot profile %s", signature),
-				 errdetail("Aggregate and window functions are not called through the function manager."),
-				 errhint("Profile its support functions instead.")));
 
 	LWLockAcquire(profiling->lock, LW_EXCLUSIVE);
 	if (find_entry(MyDatabaseId, function) < 0)
@@ -701,6 +722,8 @@ dolon_profile(PG_FUNCTION_ARGS)
 		taken = true;
 	}
 	LWLockRelease(profiling->lock);
+	if (taken)
+		invalidate_plans_using(tuple);
 	ReleaseSysCache(tuple);
 
 	PG_RETURN_BOOL(taken);
@@ -728,6 +751,16 @@ dolon_unprofile(PG_FUNCTION_ARGS)
 	}
 	LWLockRelease(profiling->lock);
 
+	if (i >= 0)
+	{
+		HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+
+		if (HeapTupleIsValid(tuple))
+		{
+			invalidate_plans_using(tuple);
+			ReleaseSysCache(tuple);
+		}
+	}
 	PG_RETURN_BOOL(i >= 0);
 }
 

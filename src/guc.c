@@ -335,7 +335,9 @@ check_profilers(char **newval, void **extra, GucSource source)
 													&result_type, &detail, &hint);
 			if (problem != NULL)
 			{
-				GUC_check_errdetail("%s%s%s", problem, detail ? ": " : ".",
+				/* As a sentence: "Profiler function ... does not exist." */
+				GUC_check_errdetail("%c%s%s%s", pg_toupper((unsigned char) problem[0]),
+									problem + 1, detail ? ": " : ".",
 									detail ? detail : "");
 				if (hint)
 					GUC_check_errhint("%s", hint);

@@ -295,13 +295,14 @@ make_column_names_unique(DolonColumns *columns)
 
 /*
  * The columns of a run with these profilers, followed by those of the
- * profiled functions, allocated in the current memory context.  Needs a
- * transaction, to find the functions of custom profilers.  A custom profiler
- * whose function cannot be used raises an error if report_errors, and
- * otherwise gets a column that is always null, with a warning.
+ * profiled functions, allocated in the current memory context.  The
+ * function of a custom profiler is looked up by name at each sample, so
+ * that it may be created, or dropped and created again, while the run goes
+ * on; with check_functions, each must be usable now, or an error is raised
+ * (this needs a transaction).
  */
 DolonColumns *
-dolon_build_columns(const DolonProfilerList *profilers, bool report_errors)
+dolon_build_columns(const DolonProfilerList *profilers, bool check_functions)
 {
 	DolonColumns *columns;
 	int			i;
@@ -319,29 +320,29 @@ dolon_build_columns(const DolonProfilerList *profilers, bool report_errors)
 			column->kind = COLUMN_BUILTIN;
 			strlcpy(column->name, builtin_profiler_names[spec->builtin],
 					sizeof(column->name));
+			continue;
 		}
-		else
+
+		column->kind = COLUMN_CUSTOM;
+		column->custom = *spec;
+		strlcpy(column->name, spec->function, sizeof(column->name));
+		if (check_functions)
 		{
 			const char *problem;
+			Oid			function;
+			Oid			result_type;
 			char	   *detail;
 			char	   *hint;
 
-			column->kind = COLUMN_CUSTOM;
-			strlcpy(column->name, spec->function, sizeof(column->name));
-			problem = dolon_check_profiler_function(spec, &column->function,
-													&column->result_type,
+			problem = dolon_check_profiler_function(spec, &function,
+													&result_type,
 													&detail, &hint);
 			if (problem != NULL)
-			{
-				column->function = InvalidOid;
-				ereport(report_errors ? ERROR : WARNING,
+				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("%s", problem),
 						 detail ? errdetail("%s", detail) : 0,
-						 report_errors ? (hint ? errhint("%s", hint) : 0) :
-						 errhint("The column \"%s\" of this run is null.",
-								 column->name)));
-			}
+						 hint ? errhint("%s", hint) : 0));
 		}
 	}
 

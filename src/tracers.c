@@ -353,6 +353,13 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 					 PG_GETARG_ARRAYTYPE_P(4));
 
 	/* Record it; the unique key on the name catches a concurrent twin */
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	i = find_tracer(definition.name);
+	LWLockRelease(dolon_shared->lock);
+	if (i >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("tracer \"%s\" already exists", definition.name)));
 	row[0] = CStringGetTextDatum(definition.name);
 	row[1] = Int32GetDatum(definition.frequency_ms);
 	row[2] = CStringGetTextDatum(definition.host);
@@ -481,7 +488,8 @@ dolon_restore_tracers(void)
 		if (running)
 			continue;
 
-		mnemic_new_run_uuid(&uuid);
+		/* No uuid was promised to anyone: the worker makes its own */
+		memset(&uuid, 0, sizeof(uuid));
 		PG_TRY();
 		{
 			BeginInternalSubTransaction(NULL);

@@ -101,6 +101,7 @@ typedef struct Tracer
 	DolonLogThrottle send_throttle;
 	DolonLogThrottle recovery_throttle;
 	DolonLogThrottle sample_throttle;
+	DolonLogThrottle role_throttle;
 	DolonLogThrottle profiler_throttle;
 } Tracer;
 
@@ -241,6 +242,7 @@ load_started_tracer(Tracer *tracer)
 	char		profilers[DOLON_MAX_PROFILERS_BYTES];
 	char	   *detail;
 	char	   *hint;
+	int			i;
 
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
 	strlcpy(tracer->name, slot->name, sizeof(tracer->name));
@@ -248,8 +250,6 @@ load_started_tracer(Tracer *tracer)
 	tracer->port = slot->port;
 	tracer->frequency_ms = slot->frequency_ms;
 	strlcpy(profilers, slot->profilers, sizeof(profilers));
-	tracer->run_uuid = slot->first_run_uuid;
-	tracer->have_first_uuid = true;
 	start_xid = slot->start_xid;
 	LWLockRelease(dolon_shared->lock);
 
@@ -267,6 +267,18 @@ load_started_tracer(Tracer *tracer)
 		if (!committed)
 			release_slot_and_exit(tracer, "was not started: its transaction rolled back");
 	}
+
+	/*
+	 * The first run has the uuid that dolon.start_tracer() returned, if
+	 * any; a worker that restarts begins a new run.
+	 */
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	tracer->run_uuid = slot->first_run_uuid;
+	memset(&slot->first_run_uuid, 0, sizeof(pg_uuid_t));
+	slot->start_xid = InvalidTransactionId;
+	LWLockRelease(dolon_shared->lock);
+	for (i = 0; i < UUID_LEN; i++)
+		tracer->have_first_uuid |= tracer->run_uuid.data[i] != 0;
 }
 
 /*
@@ -545,7 +557,7 @@ profiler_role(Tracer *tracer)
 		return InvalidOid;
 	role = dolon_profiler_role_oid(&problem);
 	if (!OidIsValid(role) &&
-		dolon_throttle_permits(&tracer->profiler_throttle, &suppressed))
+		dolon_throttle_permits(&tracer->role_throttle, &suppressed))
 		ereport(WARNING,
 				(errmsg("dolon tracer \"%s\" does not run its custom profilers: %s",
 						tracer->name, problem),

@@ -76,19 +76,24 @@ sub tracer_pid
 
 =pod
 
-=item check_log_clean($node)
+=item check_log_clean($node[, @killed_pids])
 
 Passes if the server log shows no crash: no process terminated by a signal,
-no PANIC, no abnormal exit.
+no PANIC, no abnormal exit.  The processes in @killed_pids were killed by
+the test on purpose.
 
 =cut
 
 sub check_log_clean
 {
-	my ($node) = @_;
+	my ($node, @killed_pids) = @_;
 	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
 	my @crashes = grep { /terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception/ }
 	  split /\n/, $log;
+	foreach my $pid (@killed_pids)
+	{
+		@crashes = grep { !/\(PID $pid\) was terminated by signal 9/ } @crashes;
+	}
 	is(join("\n", @crashes), '', 'server log of ' . $node->name . ' shows no crash');
 }
 
