@@ -2,6 +2,7 @@
 
 MODULE_big = dolon
 OBJS = \
+	src/collector.o \
 	src/custom_profilers.o \
 	src/dolon.o \
 	src/function_profiling.o \

@@ -202,21 +202,74 @@ COMMENT ON VIEW function_stats IS
 'calls of the profiled functions: hits, active instances, average time in seconds';
 
 --
+-- The collector's store, in the shape of mnemic's own tables
+--
+CREATE TABLE tracing_run (
+    uuid uuid PRIMARY KEY,
+    app_name varchar(128) NOT NULL,
+    column_names text[] NOT NULL,
+    creation_time timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE tracing_run IS
+'runs announced to the collector (create_trace_run)';
+
+CREATE TABLE tracing_row (
+    uuid uuid NOT NULL,
+    row_data real[] NOT NULL,
+    date_time timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX tracing_row_uuid_date_time ON tracing_row (uuid, date_time);
+CREATE INDEX tracing_row_date_time ON tracing_row (date_time);
+
+COMMENT ON TABLE tracing_row IS
+'rows received by the collector, stamped with their arrival time';
+
+CREATE FUNCTION collector_state(
+    OUT pid integer,
+    OUT listen_addresses text,
+    OUT port integer,
+    OUT waiting_for_extension boolean,
+    OUT received bigint,
+    OUT stored bigint,
+    OUT stored_runs bigint,
+    OUT stored_rows bigint,
+    OUT duplicate_runs bigint,
+    OUT orphan_rows bigint,
+    OUT malformed bigint,
+    OUT dropped bigint,
+    OUT expired_rows bigint,
+    OUT last_error text,
+    OUT last_error_time timestamptz)
+RETURNS record
+AS 'MODULE_PATHNAME', 'dolon_collector_state'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW collector AS
+  SELECT * FROM collector_state();
+
+COMMENT ON VIEW collector IS
+'the collector: what it received, stored, found malformed and dropped';
+
+--
 -- Privileges: reading is for monitoring roles, changing what is traced for
 -- dolon_admin; superusers can do everything
 --
 REVOKE ALL ON FUNCTION idle(), count_db_connections(), active_tasks(),
     live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
-    tracer_states(), function_stats_all(),
+    tracer_states(), function_stats_all(), collector_state(),
     start_tracer(text, interval, text, integer, text[]), stop_tracer(text),
     profile(regprocedure), unprofile(regprocedure), clear() FROM PUBLIC;
-REVOKE ALL ON tracer, tracers, function_stats, tracer_definitions FROM PUBLIC;
+REVOKE ALL ON tracer, tracers, function_stats, tracer_definitions, collector,
+    tracing_run, tracing_row FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor, dolon_admin;
 GRANT EXECUTE ON FUNCTION idle(), count_db_connections(), active_tasks(),
     live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
-    tracer_states(), function_stats_all() TO pg_monitor;
-GRANT SELECT ON tracer, tracers, function_stats TO pg_monitor;
+    tracer_states(), function_stats_all(), collector_state() TO pg_monitor;
+GRANT SELECT ON tracer, tracers, function_stats, collector, tracing_run,
+    tracing_row TO pg_monitor;
 
 GRANT EXECUTE ON FUNCTION start_tracer(text, interval, text, integer, text[]),
     stop_tracer(text), profile(regprocedure), unprofile(regprocedure), clear()

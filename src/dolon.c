@@ -56,6 +56,7 @@ _PG_init(void)
 
 	dolon_install_function_hooks();
 	dolon_register_configured_tracer();
+	dolon_register_collector();
 }
 
 /*
@@ -70,6 +71,7 @@ dolon_shmem_request(void)
 
 	RequestAddinShmemSpace(dolon_tracers_shmem_size());
 	RequestAddinShmemSpace(dolon_function_profiling_shmem_size());
+	RequestAddinShmemSpace(dolon_collector_shmem_size());
 	RequestNamedLWLockTranche("dolon", DOLON_NUM_LOCKS);
 }
 
@@ -85,6 +87,7 @@ dolon_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	dolon_tracers_shmem_init();
 	dolon_function_profiling_shmem_init();
+	dolon_collector_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

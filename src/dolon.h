@@ -14,11 +14,12 @@
  *	host.c				the built-in profilers read from /proc
  *	custom_profilers.c	SQL functions used as profilers
  *	function_profiling.c counting the calls of profiled functions
- *	protocol.c			encoding of mnemic messages
+ *	protocol.c			encoding and decoding of mnemic messages
  *	transport.c			the UDP socket towards the backend
  *	throttle.c			rate limiting of repeated log messages
  *	tracers.c			tracer slots in shared memory, start and stop
  *	worker.c			the tracer background worker loop
+ *	collector.c			the collector: an embedded mnemic backend
  *	functions.c			the SQL-callable functions
  *
  *-------------------------------------------------------------------------
@@ -30,6 +31,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/uuid.h"
@@ -294,6 +296,24 @@ typedef struct MnemicSender
 	char		error[DOLON_MAX_ERROR_BYTES];	/* why the last send failed */
 } MnemicSender;
 
+/* A message of the mnemic protocol, decoded */
+typedef enum MnemicMessageType
+{
+	MNEMIC_CREATE_TRACE_RUN,
+	MNEMIC_ROW
+} MnemicMessageType;
+
+typedef struct MnemicMessage
+{
+	MnemicMessageType type;
+	pg_uuid_t	uuid;
+	char	   *app_name;		/* create_trace_run */
+	List	   *column_names;	/* create_trace_run: of char * */
+	int			nvalues;		/* row */
+	float4	   *values;
+	bool	   *nulls;
+} MnemicMessage;
+
 /*
  * Rate limiting of a repeated log message: at most one report per interval,
  * saying how many were held back since the previous one.
@@ -319,6 +339,9 @@ extern int	dolon_max_tracers;
 extern char *dolon_profiler_role;
 extern int	dolon_profiler_timeout_ms;
 extern int	dolon_max_profiled_functions;
+extern int	dolon_collector_port;
+extern char *dolon_collector_listen_addresses;
+extern int	dolon_collector_retention_s;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
 extern bool dolon_host_is_valid(const char *host, const char **detail,
@@ -379,6 +402,8 @@ extern void mnemic_encode_create_trace_run(StringInfo buf,
 extern void mnemic_encode_row(StringInfo buf, const double *values,
 							  const bool *nulls, int count,
 							  const char *uuid_text);
+extern const char *mnemic_decode(char *data, int length,
+								 MnemicMessage *message);
 
 /* transport.c */
 extern void mnemic_sender_init(MnemicSender *sender);
@@ -396,6 +421,12 @@ extern DolonSharedState *dolon_shared;
 extern Size dolon_tracers_shmem_size(void);
 extern void dolon_tracers_shmem_init(void);
 extern void dolon_restore_tracers(void);
+
+/* collector.c */
+extern Size dolon_collector_shmem_size(void);
+extern void dolon_collector_shmem_init(void);
+extern void dolon_register_collector(void);
+extern PGDLLEXPORT void dolon_collector_main(Datum main_arg);
 
 /* worker.c */
 extern void dolon_register_configured_tracer(void);

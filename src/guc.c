@@ -59,6 +59,11 @@ int			dolon_profiler_timeout_ms = 1000;
 /* Number of functions that can be profiled at once */
 int			dolon_max_profiled_functions = 100;
 
+/* The collector: UDP port (0: off), addresses, retention in seconds */
+int			dolon_collector_port = 0;
+char	   *dolon_collector_listen_addresses = NULL;
+int			dolon_collector_retention_s = 7 * 24 * 3600;
+
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
 static bool check_database(char **newval, void **extra, GucSource source);
@@ -154,6 +159,19 @@ dolon_define_settings(void)
 							NULL,
 							NULL);
 
+	DefineCustomIntVariable("dolon.collector_retention",
+							"How long the collector keeps traces.",
+							"Older rows, and runs left without rows, are deleted in the background.",
+							&dolon_collector_retention_s,
+							7 * 24 * 3600,
+							1,
+							INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL,
+							NULL,
+							NULL);
+
 	/*
 	 * Settings that take a restart can only be defined while
 	 * shared_preload_libraries is processed; loaded later, dolon runs no
@@ -190,6 +208,30 @@ dolon_define_settings(void)
 							NULL,
 							NULL,
 							NULL);
+
+	DefineCustomIntVariable("dolon.collector_port",
+							"UDP port the collector listens on; 0 turns it off.",
+							NULL,
+							&dolon_collector_port,
+							0,
+							0,
+							65535,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomStringVariable("dolon.collector_listen_addresses",
+							   "Addresses the collector listens on.",
+							   "A comma-separated list of host names or IPv4 or IPv6 addresses; * means all.",
+							   &dolon_collector_listen_addresses,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   NULL,
+							   NULL,
+							   NULL);
 
 	DefineCustomStringVariable("dolon.database",
 							   "Database the tracers connect to.",

@@ -19,11 +19,14 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 
+#include "common/jsonapi.h"
 #include "common/keywords.h"
 #include "common/shortest_dec.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 
@@ -166,4 +169,332 @@ mnemic_encode_row(StringInfo buf, const double *values, const bool *nulls,
 	appendStringInfoString(buf, "], \"uuid\": ");
 	escape_json(buf, uuid_text);
 	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * Decoding, for the collector.
+ *
+ * A datagram is parsed by the server's own JSON parser (common/jsonapi.h),
+ * whose semantic actions fill a MnemicMessage.  The actions cannot stop the
+ * parser, so the first problem found is kept and the rest of the datagram
+ * only parsed.  What is accepted, and what is refused, is what mnemic's own
+ * backend accepts and drops: a JSON object with a known msg_type, a uuid, and
+ * for a run an app_name of at most 128 characters and a non-empty list of
+ * column names, for a row a list of numbers (or nulls) within the range of
+ * real.  Other keys are ignored.
+ */
+
+/* Where the parser is, in the fields we look at */
+typedef enum DecodeField
+{
+	FIELD_NONE,					/* a key we ignore, or none yet */
+	FIELD_MSG_TYPE,
+	FIELD_APP_NAME,
+	FIELD_UUID,
+	FIELD_COLUMN_NAMES,
+	FIELD_ROW_DATA
+} DecodeField;
+
+typedef struct DecodeState
+{
+	MnemicMessage *message;
+	const char *problem;		/* the first problem found */
+	int			depth;			/* of objects and arrays */
+	DecodeField field;			/* the top-level key being parsed */
+	bool		in_field_array; /* inside the array of column_names or row_data */
+	bool		have_msg_type;
+	bool		have_uuid;
+	bool		have_app_name;
+	bool		have_column_names;
+	bool		have_row_data;
+	char	   *msg_type;
+	int			values_allocated;
+} DecodeState;
+
+static int
+hex_digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	return pg_tolower((unsigned char) c) - 'a' + 10;
+}
+
+/*
+ * Parse the text form of a UUID, as the original client writes it: 36
+ * characters, hexadecimal digits in groups of 8-4-4-4-12.
+ */
+static bool
+mnemic_parse_uuid(const char *text, pg_uuid_t *uuid)
+{
+	int			i;
+	int			byte = 0;
+
+	if (strlen(text) != DOLON_UUID_TEXT_LEN)
+		return false;
+	for (i = 0; i < DOLON_UUID_TEXT_LEN; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (text[i] != '-')
+				return false;
+			continue;
+		}
+		if (!isxdigit((unsigned char) text[i]) ||
+			!isxdigit((unsigned char) text[i + 1]))
+			return false;
+		uuid->data[byte++] = (hex_digit_value(text[i]) << 4) |
+			hex_digit_value(text[i + 1]);
+		i++;
+	}
+	return true;
+}
+
+static void
+decode_problem(DecodeState *state, const char *problem)
+{
+	if (state->problem == NULL)
+		state->problem = problem;
+}
+
+static void
+decode_object_start(void *arg)
+{
+	DecodeState *state = (DecodeState *) arg;
+
+	if (state->depth > 0 && state->field != FIELD_NONE)
+		decode_problem(state, "a field holds an object");
+	state->depth++;
+}
+
+static void
+decode_object_end(void *arg)
+{
+	((DecodeState *) arg)->depth--;
+}
+
+static void
+decode_array_start(void *arg)
+{
+	DecodeState *state = (DecodeState *) arg;
+
+	if (state->depth == 0)
+		decode_problem(state, "the datagram is not a JSON object");
+	else if (state->depth == 1 &&
+			 (state->field == FIELD_COLUMN_NAMES || state->field == FIELD_ROW_DATA))
+	{
+		state->in_field_array = true;
+		if (state->field == FIELD_COLUMN_NAMES)
+			state->have_column_names = true;
+		else
+			state->have_row_data = true;
+	}
+	else if (state->field != FIELD_NONE)
+		decode_problem(state, "a field holds an array where it should not");
+	state->depth++;
+}
+
+static void
+decode_array_end(void *arg)
+{
+	DecodeState *state = (DecodeState *) arg;
+
+	state->depth--;
+	if (state->depth == 1)
+		state->in_field_array = false;
+}
+
+static void
+decode_field_start(void *arg, char *name, bool isnull)
+{
+	DecodeState *state = (DecodeState *) arg;
+
+	if (state->depth != 1)
+		return;
+	if (strcmp(name, "msg_type") == 0)
+		state->field = FIELD_MSG_TYPE;
+	else if (strcmp(name, "app_name") == 0)
+		state->field = FIELD_APP_NAME;
+	else if (strcmp(name, "uuid") == 0)
+		state->field = FIELD_UUID;
+	else if (strcmp(name, "column_names") == 0)
+		state->field = FIELD_COLUMN_NAMES;
+	else if (strcmp(name, "row_data") == 0)
+		state->field = FIELD_ROW_DATA;
+	else
+		state->field = FIELD_NONE;
+}
+
+static void
+decode_field_end(void *arg, char *name, bool isnull)
+{
+	DecodeState *state = (DecodeState *) arg;
+
+	if (state->depth == 1)
+		state->field = FIELD_NONE;
+}
+
+/*
+ * A value of row_data, as a real.
+ */
+static void
+decode_row_value(DecodeState *state, char *token, JsonTokenType type)
+{
+	MnemicMessage *message = state->message;
+	double		value = 0;
+
+	if (type == JSON_TOKEN_NUMBER)
+	{
+		value = strtod(token, NULL);
+		if (isinf(value) || fabs(value) > FLT_MAX)
+		{
+			decode_problem(state, "a value of row_data is beyond the range of real");
+			return;
+		}
+	}
+	else if (type != JSON_TOKEN_NULL)
+	{
+		decode_problem(state, "a value of row_data is not a number");
+		return;
+	}
+
+	if (message->nvalues == state->values_allocated)
+	{
+		state->values_allocated = Max(16, state->values_allocated * 2);
+		if (message->values == NULL)
+		{
+			message->values = palloc(state->values_allocated * sizeof(float4));
+			message->nulls = palloc(state->values_allocated * sizeof(bool));
+		}
+		else
+		{
+			message->values = repalloc(message->values,
+									   state->values_allocated * sizeof(float4));
+			message->nulls = repalloc(message->nulls,
+									  state->values_allocated * sizeof(bool));
+		}
+	}
+	message->values[message->nvalues] = (float4) value;
+	message->nulls[message->nvalues] = type == JSON_TOKEN_NULL;
+	message->nvalues++;
+}
+
+static void
+decode_scalar(void *arg, char *token, JsonTokenType type)
+{
+	DecodeState *state = (DecodeState *) arg;
+	MnemicMessage *message = state->message;
+
+	if (state->depth == 0)
+	{
+		decode_problem(state, "the datagram is not a JSON object");
+		return;
+	}
+	if (state->in_field_array)
+	{
+		if (state->field == FIELD_ROW_DATA)
+			decode_row_value(state, token, type);
+		else if (type != JSON_TOKEN_STRING)
+			decode_problem(state, "a column name is not a string");
+		else
+			message->column_names = lappend(message->column_names, token);
+		return;
+	}
+	if (state->depth != 1)
+		return;
+
+	switch (state->field)
+	{
+		case FIELD_NONE:
+			break;
+		case FIELD_MSG_TYPE:
+			if (type != JSON_TOKEN_STRING)
+				decode_problem(state, "msg_type is not a string");
+			state->msg_type = token;
+			state->have_msg_type = true;
+			break;
+		case FIELD_APP_NAME:
+			if (type != JSON_TOKEN_STRING)
+				decode_problem(state, "app_name is not a string");
+			else if (pg_mbstrlen_with_len(token, strlen(token)) > DOLON_MAX_TRACER_NAME_CHARS)
+				decode_problem(state, "app_name is longer than 128 characters");
+			message->app_name = token;
+			state->have_app_name = true;
+			break;
+		case FIELD_UUID:
+			if (type != JSON_TOKEN_STRING || !mnemic_parse_uuid(token, &message->uuid))
+				decode_problem(state, "uuid is not a UUID");
+			state->have_uuid = true;
+			break;
+		case FIELD_COLUMN_NAMES:
+			decode_problem(state, "column_names is not a list");
+			break;
+		case FIELD_ROW_DATA:
+			decode_problem(state, "row_data is not a list");
+			break;
+	}
+}
+
+/*
+ * Decode a datagram.  Returns NULL if it is a valid message, filled in
+ * *message (allocated in the current memory context), and otherwise why it
+ * is not.  Strings are converted to the server encoding.
+ */
+const char *
+mnemic_decode(char *data, int length, MnemicMessage *message)
+{
+	JsonSemAction actions;
+	DecodeState state;
+	JsonLexContext *lex;
+	JsonParseErrorType error;
+
+	memset(message, 0, sizeof(MnemicMessage));
+	if (length >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+		return "the datagram starts with a byte-order mark";
+	if (pg_encoding_verifymbstr(PG_UTF8, data, length) != length)
+		return "the datagram is not valid UTF-8";
+
+	memset(&state, 0, sizeof(state));
+	state.message = message;
+	memset(&actions, 0, sizeof(actions));
+	actions.semstate = &state;
+	actions.object_start = decode_object_start;
+	actions.object_end = decode_object_end;
+	actions.array_start = decode_array_start;
+	actions.array_end = decode_array_end;
+	actions.object_field_start = decode_field_start;
+	actions.object_field_end = decode_field_end;
+	actions.scalar = decode_scalar;
+
+	lex = makeJsonLexContextCstringLen(data, length, PG_UTF8, true);
+	error = pg_parse_json(lex, &actions);
+	if (error != JSON_SUCCESS)
+		return "the datagram is not JSON";
+	if (state.problem != NULL)
+		return state.problem;
+
+	if (!state.have_msg_type || !state.have_uuid)
+		return "msg_type or uuid is missing";
+	if (strcmp(state.msg_type, "create_trace_run") == 0)
+	{
+		ListCell   *lc;
+
+		message->type = MNEMIC_CREATE_TRACE_RUN;
+		if (!state.have_app_name || !state.have_column_names)
+			return "app_name or column_names is missing";
+		if (message->column_names == NIL)
+			return "column_names is empty";
+		message->app_name = pg_any_to_server(message->app_name,
+											 strlen(message->app_name), PG_UTF8);
+		foreach(lc, message->column_names)
+			lfirst(lc) = pg_any_to_server(lfirst(lc), strlen(lfirst(lc)), PG_UTF8);
+	}
+	else if (strcmp(state.msg_type, "row") == 0)
+	{
+		message->type = MNEMIC_ROW;
+		if (!state.have_row_data)
+			return "row_data is missing";
+	}
+	else
+		return "msg_type is unknown";
+	return NULL;
 }

@@ -1,0 +1,991 @@
+/*-------------------------------------------------------------------------
+ *
+ * collector.c
+ *		The "dolon collector" background worker: an embedded mnemic backend
+ *		that receives trace datagrams over UDP and stores them in
+ *		dolon.tracing_run and dolon.tracing_row of dolon.database.
+ *
+ * The collector runs when dolon.collector_port is set.  It listens on each
+ * address of dolon.collector_listen_addresses and sleeps on its latch and
+ * its sockets together.  When a socket is readable it reads every datagram
+ * waiting, into a bounded buffer (BUFFER_BYTES, BATCH_DATAGRAMS), and stores
+ * the whole buffer in one transaction: one INSERT for the runs and one for
+ * the rows, each fed with arrays, so that the cost of a statement is shared
+ * by the batch.  A burst of datagrams thus waits in the socket's receive
+ * buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is stored, rather
+ * than being lost to a slow insert path.  What the kernel still drops when
+ * that buffer is full is counted: each datagram carries the socket's
+ * count of drops (SO_RXQ_OVFL).
+ *
+ * Datagrams are decoded by mnemic_decode() (protocol.c), with the server's
+ * JSON parser, and their content only ever reaches SQL as parameters of
+ * constant statements.  A datagram that is not a valid message is counted
+ * as malformed and dropped; a run announced again is counted as a duplicate
+ * and stored once; a row of a run never announced is stored, as mnemic does
+ * (its announcement may come later), and counted as an orphan.  Every kind
+ * of problem is logged at most once a minute.  Until CREATE EXTENSION dolon
+ * has run in dolon.database there is nowhere to store: the collector says
+ * so in the log, drops what it receives (counted) and checks again every
+ * few seconds.
+ *
+ * Retention: every RETENTION_INTERVAL_MS (or dolon.collector_retention if
+ * shorter), rows older than dolon.collector_retention are deleted, and runs
+ * older than that with no rows left.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "dolon.h"
+
+/* The largest UDP payload over IPv4, as mnemic's backend receives */
+#define MAX_DATAGRAM_BYTES 65507
+
+/* The buffer of datagrams stored in one transaction */
+#define BUFFER_BYTES (4 * 1024 * 1024)
+#define BATCH_DATAGRAMS 8192
+
+/* The receive buffer asked for each socket; the kernel caps it */
+#define RECEIVE_BUFFER_BYTES (8 * 1024 * 1024)
+
+/* Listen on at most this many addresses */
+#define MAX_SOCKETS 16
+
+/* While the extension is missing, look for it this often */
+#define EXTENSION_CHECK_MS 5000
+
+/* Apply the retention at least this often */
+#define RETENTION_INTERVAL_MS 60000
+
+/* Forget the runs known to exist beyond this many */
+#define MAX_KNOWN_RUNS 100000
+
+/* Seconds before the postmaster restarts a collector that exited */
+#define COLLECTOR_RESTART_SECONDS 10
+
+/* State of the collector in shared memory, for dolon.collector */
+typedef struct DolonCollectorStatus
+{
+	slock_t		mutex;
+	pid_t		pid;
+	bool		waiting_for_extension;
+	int64		received;
+	int64		stored_runs;
+	int64		stored_rows;
+	int64		duplicate_runs;
+	int64		orphan_rows;
+	int64		malformed;
+	int64		dropped;
+	int64		batches;
+	int64		expired_rows;
+	char		last_error[DOLON_MAX_ERROR_BYTES];
+	TimestampTz last_error_time;
+} DolonCollectorStatus;
+
+/* A datagram in the buffer */
+typedef struct BufferedDatagram
+{
+	int			offset;			/* in the buffer's bytes */
+	int			length;
+	TimestampTz arrival;
+} BufferedDatagram;
+
+typedef struct Collector
+{
+	pgsocket	sockets[MAX_SOCKETS];
+	uint32		kernel_drops[MAX_SOCKETS];	/* last SO_RXQ_OVFL of each */
+	int			nsockets;
+	WaitEventSet *events;
+
+	char	   *bytes;			/* BUFFER_BYTES */
+	int			bytes_used;
+	BufferedDatagram *datagrams;	/* BATCH_DATAGRAMS */
+	int			ndatagrams;
+
+	bool		extension_ready;
+	bool		waiting_logged; /* did we say we wait for the extension? */
+	TimestampTz last_extension_check;
+	TimestampTz last_retention;
+	HTAB	   *known_runs;		/* uuids stored in tracing_run */
+	MemoryContext batch_context;
+
+	SPIPlanPtr	insert_runs;
+	SPIPlanPtr	insert_rows;
+	SPIPlanPtr	find_runs;
+
+	DolonLogThrottle malformed_throttle;
+	DolonLogThrottle duplicate_throttle;
+	DolonLogThrottle orphan_throttle;
+	DolonLogThrottle drop_throttle;
+	DolonLogThrottle error_throttle;
+} Collector;
+
+static DolonCollectorStatus *collector_status = NULL;
+
+PG_FUNCTION_INFO_V1(dolon_collector_state);
+
+Size
+dolon_collector_shmem_size(void)
+{
+	return sizeof(DolonCollectorStatus);
+}
+
+void
+dolon_collector_shmem_init(void)
+{
+	bool		found;
+
+	collector_status = ShmemInitStruct("dolon collector",
+									   sizeof(DolonCollectorStatus), &found);
+	if (!found)
+	{
+		memset(collector_status, 0, sizeof(DolonCollectorStatus));
+		SpinLockInit(&collector_status->mutex);
+	}
+}
+
+/*
+ * Register the collector, if dolon.collector_port is set.  Called from
+ * _PG_init while shared_preload_libraries is processed.
+ */
+void
+dolon_register_collector(void)
+{
+	BackgroundWorker worker;
+
+	if (dolon_collector_port == 0)
+		return;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = COLLECTOR_RESTART_SECONDS;
+	strcpy(worker.bgw_library_name, "dolon");
+	strcpy(worker.bgw_function_name, "dolon_collector_main");
+	strcpy(worker.bgw_name, "dolon collector");
+	strcpy(worker.bgw_type, "dolon collector");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Add to the counters of the shared status */
+#define COUNT(field, n) \
+	do { \
+		SpinLockAcquire(&collector_status->mutex); \
+		collector_status->field += (n); \
+		SpinLockRelease(&collector_status->mutex); \
+	} while (0)
+
+static void
+record_error(const char *error)
+{
+	SpinLockAcquire(&collector_status->mutex);
+	strlcpy(collector_status->last_error, error,
+			sizeof(collector_status->last_error));
+	collector_status->last_error_time = GetCurrentTimestamp();
+	SpinLockRelease(&collector_status->mutex);
+}
+
+/*
+ * Log a problem with incoming data, at most once a minute per kind, and
+ * record it in the status.
+ */
+static void
+report_problem(DolonLogThrottle *throttle, const char *problem)
+{
+	int64		suppressed;
+
+	record_error(problem);
+	if (dolon_throttle_permits(throttle, &suppressed))
+		ereport(LOG,
+				(errmsg("dolon collector: %s", problem),
+				 suppressed > 0 ?
+				 errdetail("%lld more of these were not logged since the last report.",
+						   (long long) suppressed) : 0));
+}
+
+/*
+ * Start afresh the set of runs known to exist in tracing_run.
+ */
+static void
+reset_known_runs(Collector *collector)
+{
+	HASHCTL		ctl;
+
+	if (collector->known_runs != NULL)
+		hash_destroy(collector->known_runs);
+	ctl.keysize = sizeof(pg_uuid_t);
+	ctl.entrysize = sizeof(pg_uuid_t);
+	collector->known_runs = hash_create("dolon collector known runs", 1024,
+										&ctl, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * Open a non-blocking UDP socket bound to each listen address.  An address
+ * that cannot be used is logged and skipped; none at all is an error.
+ */
+static void
+open_sockets(Collector *collector)
+{
+	char	   *addresses = pstrdup(dolon_collector_listen_addresses);
+	List	   *names;
+	ListCell   *lc;
+	char		port_text[16];
+
+	if (!SplitGUCList(addresses, ',', &names))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in dolon.collector_listen_addresses")));
+	snprintf(port_text, sizeof(port_text), "%d", dolon_collector_port);
+
+	foreach(lc, names)
+	{
+		const char *name = (const char *) lfirst(lc);
+		struct addrinfo hints;
+		struct addrinfo *addresses_found;
+		struct addrinfo *ai;
+		int			rc;
+
+		memset(&hints, 0, sizeof(hints));
+		hints.ai_family = AF_UNSPEC;
+		hints.ai_socktype = SOCK_DGRAM;
+		hints.ai_protocol = IPPROTO_UDP;
+		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+		rc = getaddrinfo(strcmp(name, "*") == 0 ? NULL : name, port_text,
+						 &hints, &addresses_found);
+		if (rc != 0)
+		{
+			ereport(WARNING,
+					(errmsg("dolon collector could not resolve listen address \"%s\": %s",
+							name, gai_strerror(rc))));
+			continue;
+		}
+		for (ai = addresses_found; ai != NULL && collector->nsockets < MAX_SOCKETS;
+			 ai = ai->ai_next)
+		{
+			pgsocket	sock;
+			int			one = 1;
+			int			size = RECEIVE_BUFFER_BYTES;
+
+			sock = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+						  ai->ai_protocol);
+			if (sock == PGINVALID_SOCKET)
+				continue;
+			if (ai->ai_family == AF_INET6)
+				(void) setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+			(void) setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+			(void) setsockopt(sock, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+			if (bind(sock, ai->ai_addr, ai->ai_addrlen) != 0)
+			{
+				ereport(WARNING,
+						(errcode_for_socket_access(),
+						 errmsg("dolon collector could not listen on \"%s\" port %d: %m",
+								name, dolon_collector_port)));
+				close(sock);
+				continue;
+			}
+			collector->kernel_drops[collector->nsockets] = 0;
+			collector->sockets[collector->nsockets++] = sock;
+		}
+		freeaddrinfo(addresses_found);
+	}
+
+	if (collector->nsockets == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("dolon collector could not listen on any address of \"%s\"",
+						dolon_collector_listen_addresses),
+				 errhint("Check dolon.collector_listen_addresses and dolon.collector_port.")));
+}
+
+/*
+ * Read the datagrams waiting on a socket into the buffer, until it is
+ * drained or the buffer is full.  Returns true if the socket may have more.
+ */
+static bool
+receive_from(Collector *collector, int index)
+{
+	pgsocket	sock = collector->sockets[index];
+
+	for (;;)
+	{
+		struct msghdr msg;
+		struct iovec iov;
+		char		control[CMSG_SPACE(sizeof(uint32))];
+		struct cmsghdr *cmsg;
+		ssize_t		length;
+		BufferedDatagram *datagram;
+
+		if (collector->ndatagrams == BATCH_DATAGRAMS ||
+			BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1)
+			return true;
+
+		iov.iov_base = collector->bytes + collector->bytes_used;
+		iov.iov_len = MAX_DATAGRAM_BYTES + 1;
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = control;
+		msg.msg_controllen = sizeof(control);
+
+		length = recvmsg(sock, &msg, MSG_TRUNC);
+		if (length < 0)
+		{
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				report_problem(&collector->error_throttle,
+							   psprintf("could not receive: %m"));
+			return false;
+		}
+
+		/* The socket's count of datagrams the kernel dropped so far */
+		for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg))
+		{
+			if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SO_RXQ_OVFL)
+			{
+				uint32		drops;
+
+				memcpy(&drops, CMSG_DATA(cmsg), sizeof(drops));
+				if (drops != collector->kernel_drops[index])
+				{
+					COUNT(dropped, (uint32) (drops - collector->kernel_drops[index]));
+					report_problem(&collector->drop_throttle,
+								   "datagrams were dropped: they came faster than they could be stored");
+					collector->kernel_drops[index] = drops;
+				}
+			}
+		}
+
+		COUNT(received, 1);
+		if (length > MAX_DATAGRAM_BYTES)
+		{
+			COUNT(malformed, 1);
+			report_problem(&collector->malformed_throttle,
+						   psprintf("malformed datagram: it has %zd bytes, more than %d",
+									length, MAX_DATAGRAM_BYTES));
+			continue;
+		}
+
+		datagram = &collector->datagrams[collector->ndatagrams++];
+		datagram->offset = collector->bytes_used;
+		datagram->length = (int) length;
+		datagram->arrival = GetCurrentTimestamp();
+		collector->bytes_used += (int) length;
+	}
+}
+
+/*
+ * Read every socket until all are drained or the buffer is full.  Returns
+ * true in the second case: more may be waiting.
+ */
+static bool
+receive_all(Collector *collector)
+{
+	bool		more = true;
+
+	while (more)
+	{
+		int			i;
+
+		if (collector->ndatagrams == BATCH_DATAGRAMS ||
+			BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1)
+			return true;
+		more = false;
+		for (i = 0; i < collector->nsockets; i++)
+			more |= receive_from(collector, i);
+	}
+	return false;
+}
+
+/*
+ * Is the extension there to store into?  Checked in a transaction, at most
+ * every EXTENSION_CHECK_MS while it is missing.
+ */
+static bool
+extension_ready(Collector *collector)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		ready;
+
+	if (collector->extension_ready)
+		return true;
+	if (collector->last_extension_check != 0 &&
+		!TimestampDifferenceExceeds(collector->last_extension_check, now,
+									EXTENSION_CHECK_MS))
+		return false;
+	collector->last_extension_check = now;
+
+	StartTransactionCommand();
+	ready = OidIsValid(get_extension_oid("dolon", true));
+	CommitTransactionCommand();
+
+	SpinLockAcquire(&collector_status->mutex);
+	collector_status->waiting_for_extension = !ready;
+	SpinLockRelease(&collector_status->mutex);
+
+	if (!ready && !collector->waiting_logged)
+		ereport(LOG,
+				(errmsg("dolon collector is waiting for CREATE EXTENSION dolon in database \"%s\"",
+						dolon_database),
+				 errdetail("Datagrams received until then are dropped.")));
+	else if (ready && collector->waiting_logged)
+		ereport(LOG,
+				(errmsg("dolon collector stores traces in database \"%s\" from now on",
+						dolon_database)));
+	collector->waiting_logged = !ready;
+	collector->extension_ready = ready;
+	return ready;
+}
+
+static SPIPlanPtr
+prepare(const char *query, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan = SPI_prepare(query, nargs, types);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * Prepare the statements, once.  Called inside SPI.
+ */
+static void
+prepare_statements(Collector *collector)
+{
+	Oid			run_types[5] = {UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT4ARRAYOID, TIMESTAMPTZARRAYOID};
+	Oid			row_types[4] = {UUIDARRAYOID, FLOAT4ARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZARRAYOID};
+	Oid			find_types[1] = {UUIDARRAYOID};
+
+	if (collector->insert_runs != NULL)
+		return;
+
+	/*
+	 * Each run, or row, is the i-th element of the arrays; its column names,
+	 * or values, are the slice of a flat array between two offsets.
+	 */
+	collector->insert_runs =
+		prepare("INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time) "
+				"SELECT $1[i], $2[i], $3[$4[i] + 1 : $4[i + 1]], $5[i] "
+				"FROM pg_catalog.generate_subscripts($1, 1) AS i "
+				"ON CONFLICT (uuid) DO NOTHING "
+				"RETURNING uuid",
+				5, run_types);
+	collector->insert_rows =
+		prepare("INSERT INTO dolon.tracing_row (uuid, row_data, date_time) "
+				"SELECT $1[i], $2[$3[i] + 1 : $3[i + 1]], $4[i] "
+				"FROM pg_catalog.generate_subscripts($1, 1) AS i",
+				4, row_types);
+	collector->find_runs =
+		prepare("SELECT uuid FROM dolon.tracing_run WHERE uuid = ANY ($1)",
+				1, find_types);
+}
+
+/* The arrays that one batch feeds to the statements */
+typedef struct BatchArrays
+{
+	int			count;			/* runs or rows */
+	Datum	   *uuids;
+	Datum	   *times;
+	int32	   *offsets;		/* count + 1 */
+	Datum	   *app_names;		/* runs */
+	Datum	   *items;			/* column names, or values */
+	bool	   *item_nulls;
+	int			nitems;
+	int			items_allocated;
+} BatchArrays;
+
+static void
+batch_arrays_init(BatchArrays *arrays, int capacity)
+{
+	memset(arrays, 0, sizeof(BatchArrays));
+	arrays->uuids = palloc(capacity * sizeof(Datum));
+	arrays->times = palloc(capacity * sizeof(Datum));
+	arrays->offsets = palloc((capacity + 1) * sizeof(int32));
+	arrays->app_names = palloc(capacity * sizeof(Datum));
+	arrays->items_allocated = 1024;
+	arrays->items = palloc(arrays->items_allocated * sizeof(Datum));
+	arrays->item_nulls = palloc(arrays->items_allocated * sizeof(bool));
+	arrays->offsets[0] = 0;
+}
+
+static void
+batch_arrays_add_item(BatchArrays *arrays, Datum item, bool isnull)
+{
+	if (arrays->nitems == arrays->items_allocated)
+	{
+		arrays->items_allocated *= 2;
+		arrays->items = repalloc(arrays->items,
+								 arrays->items_allocated * sizeof(Datum));
+		arrays->item_nulls = repalloc(arrays->item_nulls,
+									  arrays->items_allocated * sizeof(bool));
+	}
+	arrays->items[arrays->nitems] = item;
+	arrays->item_nulls[arrays->nitems] = isnull;
+	arrays->nitems++;
+}
+
+static Datum
+array_of(Datum *elements, bool *nulls, int count, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {count};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elements, nulls, 1, dims, lbs,
+											  type, typlen, typbyval, typalign));
+}
+
+/* The offsets of each run's, or row's, items in the flat array */
+static Datum
+offsets_array(BatchArrays *arrays)
+{
+	Datum	   *offsets = palloc((arrays->count + 1) * sizeof(Datum));
+	int			i;
+
+	for (i = 0; i <= arrays->count; i++)
+		offsets[i] = Int32GetDatum(arrays->offsets[i]);
+	return array_of(offsets, NULL, arrays->count + 1, INT4OID);
+}
+
+static void
+execute(SPIPlanPtr plan, Datum *values, int expected)
+{
+	int			rc = SPI_execute_plan(plan, values, NULL, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+}
+
+/*
+ * Count the rows whose run is not known to exist: first in the set of runs
+ * this collector knows, then in tracing_run.
+ */
+static int64
+count_orphans(Collector *collector, BatchArrays *rows)
+{
+	Datum	   *unknown = palloc(rows->count * sizeof(Datum));
+	int			nunknown = 0;
+	int64		orphans = 0;
+	int			i;
+	uint64		r;
+	Datum		arg;
+
+	for (i = 0; i < rows->count; i++)
+	{
+		if (hash_search(collector->known_runs, DatumGetPointer(rows->uuids[i]),
+						HASH_FIND, NULL) == NULL)
+			unknown[nunknown++] = rows->uuids[i];
+	}
+	if (nunknown == 0)
+		return 0;
+
+	arg = array_of(unknown, NULL, nunknown, UUIDOID);
+	execute(collector->find_runs, &arg, SPI_OK_SELECT);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Datum		uuid = SPI_getbinval(SPI_tuptable->vals[r],
+										 SPI_tuptable->tupdesc, 1, &isnull);
+
+		(void) hash_search(collector->known_runs, DatumGetPointer(uuid),
+						   HASH_ENTER, NULL);
+	}
+	for (i = 0; i < nunknown; i++)
+	{
+		if (hash_search(collector->known_runs, DatumGetPointer(unknown[i]),
+						HASH_FIND, NULL) == NULL)
+			orphans++;
+	}
+	return orphans;
+}
+
+/*
+ * Store the buffered datagrams: decode them, then insert the runs and the
+ * rows, in the current transaction.
+ */
+static void
+store_datagrams(Collector *collector)
+{
+	BatchArrays runs;
+	BatchArrays rows;
+	int64		malformed = 0;
+	int64		orphans;
+	uint64		stored_runs = 0;
+	int			i;
+
+	batch_arrays_init(&runs, collector->ndatagrams);
+	batch_arrays_init(&rows, collector->ndatagrams);
+
+	for (i = 0; i < collector->ndatagrams; i++)
+	{
+		BufferedDatagram *datagram = &collector->datagrams[i];
+		MnemicMessage message;
+		const char *problem;
+		BatchArrays *arrays;
+		pg_uuid_t  *uuid;
+
+		problem = mnemic_decode(collector->bytes + datagram->offset,
+								datagram->length, &message);
+		if (problem != NULL)
+		{
+			malformed++;
+			report_problem(&collector->malformed_throttle,
+						   psprintf("malformed datagram: %s", problem));
+			continue;
+		}
+
+		arrays = message.type == MNEMIC_CREATE_TRACE_RUN ? &runs : &rows;
+		uuid = palloc(sizeof(pg_uuid_t));
+		*uuid = message.uuid;
+		arrays->uuids[arrays->count] = UUIDPGetDatum(uuid);
+		arrays->times[arrays->count] = TimestampTzGetDatum(datagram->arrival);
+		if (message.type == MNEMIC_CREATE_TRACE_RUN)
+		{
+			ListCell   *lc;
+
+			arrays->app_names[arrays->count] = CStringGetTextDatum(message.app_name);
+			foreach(lc, message.column_names)
+				batch_arrays_add_item(arrays, CStringGetTextDatum(lfirst(lc)), false);
+		}
+		else
+		{
+			int			v;
+
+			for (v = 0; v < message.nvalues; v++)
+				batch_arrays_add_item(arrays, Float4GetDatum(message.values[v]),
+									  message.nulls[v]);
+		}
+		arrays->count++;
+		arrays->offsets[arrays->count] = arrays->nitems;
+	}
+
+	if (runs.count > 0)
+	{
+		Datum		args[5];
+
+		args[0] = array_of(runs.uuids, NULL, runs.count, UUIDOID);
+		args[1] = array_of(runs.app_names, NULL, runs.count, TEXTOID);
+		args[2] = array_of(runs.items, runs.item_nulls, runs.nitems, TEXTOID);
+		args[3] = offsets_array(&runs);
+		args[4] = array_of(runs.times, NULL, runs.count, TIMESTAMPTZOID);
+		execute(collector->insert_runs, args, SPI_OK_INSERT_RETURNING);
+		stored_runs = SPI_processed;
+		for (i = 0; i < runs.count; i++)
+			(void) hash_search(collector->known_runs,
+							   DatumGetPointer(runs.uuids[i]), HASH_ENTER, NULL);
+	}
+
+	orphans = rows.count > 0 ? count_orphans(collector, &rows) : 0;
+
+	if (rows.count > 0)
+	{
+		Datum		args[4];
+
+		args[0] = array_of(rows.uuids, NULL, rows.count, UUIDOID);
+		args[1] = array_of(rows.items, rows.item_nulls, rows.nitems, FLOAT4OID);
+		args[2] = offsets_array(&rows);
+		args[3] = array_of(rows.times, NULL, rows.count, TIMESTAMPTZOID);
+		execute(collector->insert_rows, args, SPI_OK_INSERT);
+	}
+
+	SpinLockAcquire(&collector_status->mutex);
+	collector_status->malformed += malformed;
+	collector_status->stored_runs += stored_runs;
+	collector_status->duplicate_runs += runs.count - stored_runs;
+	collector_status->stored_rows += rows.count;
+	collector_status->orphan_rows += orphans;
+	collector_status->batches++;
+	SpinLockRelease(&collector_status->mutex);
+
+	if (runs.count > (int) stored_runs)
+		report_problem(&collector->duplicate_throttle,
+					   "a run was announced again (stored once)");
+	if (orphans > 0)
+		report_problem(&collector->orphan_throttle,
+					   "rows arrived for a run never announced (stored all the same)");
+}
+
+/*
+ * Store the buffer in one transaction, and empty it.  An error drops the
+ * batch (counted) and is logged; the collector goes on.
+ */
+static void
+store_batch(Collector *collector)
+{
+	MemoryContext loop_context = CurrentMemoryContext;
+
+	if (!extension_ready(collector))
+	{
+		COUNT(dropped, collector->ndatagrams);
+		collector->ndatagrams = 0;
+		collector->bytes_used = 0;
+		return;
+	}
+
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_connect();
+		prepare_statements(collector);
+		MemoryContextSwitchTo(collector->batch_context);
+		store_datagrams(collector);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+
+		COUNT(dropped, collector->ndatagrams);
+		report_problem(&collector->error_throttle,
+					   psprintf("could not store %d datagrams: %s",
+								collector->ndatagrams, edata->message));
+		FreeErrorData(edata);
+
+		/*
+		 * The extension may be gone: look for it again before the next
+		 * batch.  The runs of this batch were not stored after all.
+		 */
+		collector->extension_ready = false;
+		collector->last_extension_check = 0;
+		reset_known_runs(collector);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(loop_context);
+	MemoryContextReset(collector->batch_context);
+
+	collector->ndatagrams = 0;
+	collector->bytes_used = 0;
+	if (hash_get_num_entries(collector->known_runs) > MAX_KNOWN_RUNS)
+		reset_known_runs(collector);
+	pgstat_report_stat(false);
+}
+
+/*
+ * Delete the rows older than dolon.collector_retention, and the runs older
+ * than that which have no rows left.
+ */
+static void
+apply_retention(Collector *collector)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	MemoryContext loop_context = CurrentMemoryContext;
+	int			interval_ms;
+
+	interval_ms = Min((int64) RETENTION_INTERVAL_MS,
+					  (int64) dolon_collector_retention_s * 1000);
+	if (!collector->extension_ready ||
+		!TimestampDifferenceExceeds(collector->last_retention, now, interval_ms))
+		return;
+	collector->last_retention = now;
+
+	PG_TRY();
+	{
+		Oid			types[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(dolon_collector_retention_s)};
+		uint64		expired;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_connect();
+		if (SPI_execute_with_args("DELETE FROM dolon.tracing_row "
+								  "WHERE date_time < now() - make_interval(secs => $1)",
+								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete expired rows");
+		expired = SPI_processed;
+		if (SPI_execute_with_args("DELETE FROM dolon.tracing_run r "
+								  "WHERE creation_time < now() - make_interval(secs => $1) "
+								  "AND NOT EXISTS (SELECT FROM dolon.tracing_row w "
+								  "                WHERE w.uuid = r.uuid)",
+								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not delete expired runs");
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		COUNT(expired_rows, expired);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		report_problem(&collector->error_throttle,
+					   psprintf("could not apply the retention: %s", edata->message));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(loop_context);
+	reset_known_runs(collector);
+}
+
+/*
+ * Entry point of the collector worker
+ */
+void
+dolon_collector_main(Datum main_arg)
+{
+	Collector	collector;
+	char		listening[256];
+	int			i;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(dolon_database, NULL, 0);
+
+	memset(&collector, 0, sizeof(collector));
+	collector.bytes = MemoryContextAllocHuge(TopMemoryContext, BUFFER_BYTES);
+	collector.datagrams = MemoryContextAlloc(TopMemoryContext,
+											 BATCH_DATAGRAMS * sizeof(BufferedDatagram));
+	collector.batch_context = AllocSetContextCreate(TopMemoryContext,
+													"dolon collector batch",
+													ALLOCSET_DEFAULT_SIZES);
+	reset_known_runs(&collector);
+	open_sockets(&collector);
+
+	collector.events = CreateWaitEventSet(TopMemoryContext, collector.nsockets + 2);
+	AddWaitEventToSet(collector.events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(collector.events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < collector.nsockets; i++)
+		AddWaitEventToSet(collector.events, WL_SOCKET_READABLE,
+						  collector.sockets[i], NULL, NULL);
+
+	snprintf(listening, sizeof(listening), "%s port %d",
+			 dolon_collector_listen_addresses, dolon_collector_port);
+	SpinLockAcquire(&collector_status->mutex);
+	collector_status->pid = MyProcPid;
+	SpinLockRelease(&collector_status->mutex);
+	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
+
+	for (;;)
+	{
+		WaitEvent	events[MAX_SOCKETS + 2];
+		long		timeout;
+
+		/* Wake up for the retention, and to look for the extension */
+		timeout = Min((int64) RETENTION_INTERVAL_MS,
+					  (int64) dolon_collector_retention_s * 1000);
+		if (!collector.extension_ready)
+			timeout = Min(timeout, EXTENSION_CHECK_MS);
+		(void) WaitEventSetWait(collector.events, timeout, events,
+								lengthof(events), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+
+		CHECK_FOR_INTERRUPTS();
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* Store what has come, batch after batch, until the sockets are dry */
+		for (;;)
+		{
+			bool		full = receive_all(&collector);
+
+			if (collector.ndatagrams > 0)
+				store_batch(&collector);
+			if (!full)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+
+		if (!collector.extension_ready)
+			(void) extension_ready(&collector);
+		apply_retention(&collector);
+	}
+}
+
+/*
+ * dolon.collector_state(): the collector's counters.
+ */
+Datum
+dolon_collector_state(PG_FUNCTION_ARGS)
+{
+	DolonCollectorStatus status;
+	TupleDesc	tupdesc;
+	Datum		values[15];
+	bool		nulls[15];
+	int			c = 0;
+
+	dolon_require_shared_state();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	SpinLockAcquire(&collector_status->mutex);
+	memcpy(&status, collector_status, sizeof(status));
+	SpinLockRelease(&collector_status->mutex);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[c] = Int32GetDatum(status.pid);
+	nulls[c++] = status.pid == 0;
+	values[c] = CStringGetTextDatum(dolon_collector_listen_addresses);
+	nulls[c++] = dolon_collector_port == 0;
+	values[c] = Int32GetDatum(dolon_collector_port);
+	nulls[c++] = dolon_collector_port == 0;
+	values[c++] = BoolGetDatum(status.waiting_for_extension);
+	values[c++] = Int64GetDatum(status.received);
+	values[c++] = Int64GetDatum(status.stored_runs + status.stored_rows);
+	values[c++] = Int64GetDatum(status.stored_runs);
+	values[c++] = Int64GetDatum(status.stored_rows);
+	values[c++] = Int64GetDatum(status.duplicate_runs);
+	values[c++] = Int64GetDatum(status.orphan_rows);
+	values[c++] = Int64GetDatum(status.malformed);
+	values[c++] = Int64GetDatum(status.dropped);
+	values[c++] = Int64GetDatum(status.expired_rows);
+	values[c] = CStringGetTextDatum(status.last_error);
+	nulls[c++] = status.last_error_time == 0;
+	values[c] = TimestampTzGetDatum(status.last_error_time);
+	nulls[c++] = status.last_error_time == 0;
+	Assert(c == lengthof(values));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
