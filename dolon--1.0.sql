@@ -221,7 +221,7 @@ CREATE TABLE tracing_row (
 );
 
 CREATE INDEX tracing_row_uuid_date_time ON tracing_row (uuid, date_time);
-CREATE INDEX tracing_row_date_time ON tracing_row (date_time);
+CREATE INDEX tracing_row_date_time ON tracing_row USING brin (date_time);
 
 COMMENT ON TABLE tracing_row IS
 'rows received by the collector, stamped with their arrival time';

@@ -56,6 +56,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -134,7 +135,8 @@ typedef struct Collector
 	TimestampTz last_extension_check;
 	TimestampTz last_retention;
 	HTAB	   *known_runs;		/* uuids stored in tracing_run */
-	MemoryContext batch_context;
+	MemoryContext batch_context;	/* what one batch inserts */
+	MemoryContext datagram_context; /* what decoding one datagram takes */
 
 	SPIPlanPtr	insert_runs;
 	SPIPlanPtr	insert_rows;
@@ -658,8 +660,15 @@ store_datagrams(Collector *collector)
 		BatchArrays *arrays;
 		pg_uuid_t  *uuid;
 
+		/*
+		 * The parser allocates a little for each datagram: do it in a
+		 * context of its own, reset once what the batch needs is copied.
+		 */
+		MemoryContextReset(collector->datagram_context);
+		MemoryContextSwitchTo(collector->datagram_context);
 		problem = mnemic_decode(collector->bytes + datagram->offset,
 								datagram->length, &message);
+		MemoryContextSwitchTo(collector->batch_context);
 		if (problem != NULL)
 		{
 			malformed++;
@@ -880,6 +889,12 @@ dolon_collector_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnection(dolon_database, NULL, 0);
 
+	/*
+	 * Traces are telemetry: a crash may lose the last batches stored, as UDP
+	 * loses datagrams, rather than every batch wait for its WAL to be flushed.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	memset(&collector, 0, sizeof(collector));
 	collector.bytes = MemoryContextAllocHuge(TopMemoryContext, BUFFER_BYTES);
 	collector.datagrams = MemoryContextAlloc(TopMemoryContext,
@@ -887,6 +902,9 @@ dolon_collector_main(Datum main_arg)
 	collector.batch_context = AllocSetContextCreate(TopMemoryContext,
 													"dolon collector batch",
 													ALLOCSET_DEFAULT_SIZES);
+	collector.datagram_context = AllocSetContextCreate(TopMemoryContext,
+													   "dolon collector datagram",
+													   ALLOCSET_DEFAULT_SIZES);
 	reset_known_runs(&collector);
 	open_sockets(&collector);
 

@@ -1,0 +1,250 @@
+--
+-- dolon: reading the collector's store back: the view dolon.runs and the
+-- functions trace(), trace_csv(), sparkline() and plot()
+--
+-- Runs and rows are inserted directly, with fixed uuids and times, all on
+-- 2024-05-01: a collector could add others, which the queries leave out.
+--
+CREATE EXTENSION dolon;
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SET extra_float_digits = 1;
+
+-- The run captured from the original client: its announcement and two rows,
+-- values stored as real
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('32fb2b8f-573d-4eb2-afa4-0410ba054160', 'golden-app',
+        ARRAY['cpu_percent', 'virtual_memory_percent', 'mem_allocation',
+              'queue_depth', 'work_hits', 'work_active_instances',
+              'work_average_time'],
+        '2024-05-01 12:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('32fb2b8f-573d-4eb2-afa4-0410ba054160',
+   ARRAY[4.2, 1.6, 0.004159, 4, 33, 1, 0.030839406250000003]::real[],
+   '2024-05-01 12:00:00.25+00'),
+  ('32fb2b8f-573d-4eb2-afa4-0410ba054160',
+   ARRAY[1.0, 1.6, 0.004671, 6, 63, 1, 0.031736903225806454]::real[],
+   '2024-05-01 12:00:01.25+00');
+
+-- Unknown values, rows shorter and longer than the columns, NaN and infinity
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('11111111-1111-4111-8111-111111111111', 'gaps', ARRAY['a', 'b', 'c'],
+        '2024-05-01 13:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('11111111-1111-4111-8111-111111111111', '{1,NULL,3}', '2024-05-01 13:00:01+00'),
+  ('11111111-1111-4111-8111-111111111111', '{NULL,NULL,4}', '2024-05-01 13:00:02+00'),
+  ('11111111-1111-4111-8111-111111111111', '{2,NULL}', '2024-05-01 13:00:03+00'),
+  ('11111111-1111-4111-8111-111111111111', '{3,NULL,5,99}', '2024-05-01 13:00:04+00'),
+  ('11111111-1111-4111-8111-111111111111', '{NaN,NULL,Infinity}', '2024-05-01 13:00:05+00'),
+  ('11111111-1111-4111-8111-111111111111', '{5,NULL,6}', '2024-05-01 13:00:06+00');
+
+-- More rows than a sparkline is wide: 150 rows, one a second; the first
+-- column unknown in rows 61 to 75
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('22222222-2222-4222-8222-222222222222', 'long', ARRAY['ramp', 'wave'],
+        '2024-05-01 14:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time)
+SELECT '22222222-2222-4222-8222-222222222222',
+       ARRAY[CASE WHEN i BETWEEN 61 AND 75 THEN NULL ELSE i END,
+             round(sin(i / 10.0) * 100) / 100]::real[],
+       '2024-05-01 14:00:00+00'::timestamptz + i * interval '1 second'
+FROM generate_series(1, 150) AS i;
+
+-- No rows at all
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('33333333-3333-4333-8333-333333333333', 'silent', ARRAY['x'],
+        '2024-05-01 15:00:00+00');
+
+-- All values equal; a single known value
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('44444444-4444-4444-8444-444444444444', 'flat', ARRAY['same', 'once'],
+        '2024-05-01 16:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time)
+SELECT '44444444-4444-4444-8444-444444444444',
+       ARRAY[7, CASE WHEN i = 3 THEN 1 END]::real[],
+       '2024-05-01 16:00:00+00'::timestamptz + i * interval '10 minutes'
+FROM generate_series(1, 5) AS i;
+
+-- A single row
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('55555555-5555-4555-8555-555555555555', 'one', ARRAY['only'],
+        '2024-05-01 17:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time)
+VALUES ('55555555-5555-4555-8555-555555555555', '{42}', '2024-05-01 17:00:00+00');
+
+-- Characters special to XML and to CSV, and beyond ASCII; extreme values
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('66666666-6666-4666-8666-666666666666', 'Tom & Jerry''s <"app"> température',
+        ARRAY['a,b', 'say "hi"', E'two\nlines', 'température'],
+        '2024-05-01 18:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('66666666-6666-4666-8666-666666666666', '{1,2,3,4}', '2024-05-01 18:00:00+00'),
+  ('66666666-6666-4666-8666-666666666666', '{-1e-7,2.5e38,-3e30,0}', '2024-05-01 21:30:00+00');
+
+-- Rows whose run was never announced
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('77777777-7777-4777-8777-777777777777', '{1,2}', '2024-05-01 19:00:00+00'),
+  ('77777777-7777-4777-8777-777777777777', '{3,4}', '2024-05-01 19:00:01+00');
+
+--
+-- dolon.runs: one row per announced run; the unannounced rows are not a run
+--
+SELECT app_name, uuid, column_names, started, last_row, row_count
+FROM dolon.runs
+WHERE started >= '2024-05-01' AND started < '2024-05-02'
+ORDER BY started;
+
+--
+-- dolon.trace(): one row per (row, column), in time then column order
+--
+
+-- The captured datagrams, as stored: float8 of the real, which prints as the
+-- datagram's value again as real
+SELECT "time", column_name, value, value::real AS as_real
+FROM dolon.trace('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+
+-- Unknown values stay null; missing ones are null; extra ones are ignored
+SELECT * FROM dolon.trace('11111111-1111-4111-8111-111111111111');
+
+SELECT * FROM dolon.trace('66666666-6666-4666-8666-666666666666');
+
+SELECT count(*) FROM dolon.trace('22222222-2222-4222-8222-222222222222');
+SELECT count(*) FROM dolon.trace('33333333-3333-4333-8333-333333333333');
+
+--
+-- dolon.trace_csv(): a header line, one line per row, times in UTC
+--
+SELECT dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+SELECT dolon.trace_csv('11111111-1111-4111-8111-111111111111');
+SELECT dolon.trace_csv('33333333-3333-4333-8333-333333333333');
+
+-- Column names quoted as RFC 4180 requires
+SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666');
+
+-- Fields read back as the stored values
+WITH line AS (
+  SELECT string_to_array(l, ',') AS field, n
+  FROM regexp_split_to_table(
+         rtrim(dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160'), E'\n'),
+         E'\n') WITH ORDINALITY AS t (l, n)
+)
+SELECT (SELECT array_agg(field[1]::timestamptz ORDER BY n) FROM line WHERE n > 1)
+         = (SELECT array_agg(date_time ORDER BY date_time) FROM dolon.tracing_row
+            WHERE uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160') AS times_read_back,
+       (SELECT array_agg(field[2:8]::real[] ORDER BY n) FROM line WHERE n > 1)
+         = (SELECT array_agg(row_data ORDER BY date_time) FROM dolon.tracing_row
+            WHERE uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160') AS values_read_back;
+
+-- The same text whatever the session's time zone, date style and float digits
+SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666') AS csv \gset
+SET TimeZone = 'Asia/Kolkata';
+SET DateStyle = 'SQL, DMY';
+SET extra_float_digits = -3;
+SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666') = :'csv' AS same_csv;
+SET TimeZone = 'UTC';
+SET DateStyle = 'ISO, YMD';
+SET extra_float_digits = 1;
+
+--
+-- dolon.sparkline(): eight levels between the lowest and the highest
+-- character; consecutive rows averaged into at most width characters
+--
+
+-- 150 rows into 60 characters (buckets of 2 or 3 rows), the unknown rows as
+-- spaces; into 10; one character a row when the width allows
+SELECT c AS column_name, dolon.sparkline('22222222-2222-4222-8222-222222222222', c)
+FROM unnest(ARRAY['ramp', 'wave']) AS c;
+SELECT dolon.sparkline('22222222-2222-4222-8222-222222222222', 'ramp', 10);
+SELECT char_length(dolon.sparkline('22222222-2222-4222-8222-222222222222', 'ramp')) AS default_width,
+       char_length(dolon.sparkline('22222222-2222-4222-8222-222222222222', 'ramp', 150)) AS width_150,
+       char_length(dolon.sparkline('22222222-2222-4222-8222-222222222222', 'ramp', 1000)) AS width_1000;
+
+-- Unknown values, NaN and infinity as spaces; a column with no known value
+SELECT c AS column_name, '[' || dolon.sparkline('11111111-1111-4111-8111-111111111111', c) || ']' AS sparkline
+FROM unnest(ARRAY['a', 'b', 'c']) AS c;
+
+-- All values equal: the middle level; a single row; no rows: empty
+SELECT c AS column_name, '[' || dolon.sparkline('44444444-4444-4444-8444-444444444444', c) || ']' AS sparkline
+FROM unnest(ARRAY['same', 'once']) AS c;
+SELECT dolon.sparkline('55555555-5555-4555-8555-555555555555', 'only');
+SELECT dolon.sparkline('33333333-3333-4333-8333-333333333333', 'x') = '' AS empty;
+
+--
+-- dolon.plot(): an SVG document, one chart per column
+--
+SELECT app_name,
+       xml_is_well_formed_document(dolon.plot(uuid)) AS well_formed,
+       (xpath('count(/svg:svg/svg:g[@class="chart"])', dolon.plot(uuid)::xml,
+              ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]))[1]::text::integer
+         = cardinality(column_names) AS one_chart_a_column
+FROM dolon.runs
+WHERE started >= '2024-05-01' AND started < '2024-05-02'
+ORDER BY started;
+
+-- The title, and every text of a chart: its column, the times at both ends
+-- and the duration between them, the maximum and the minimum
+SELECT (xpath('/svg:svg/svg:title/text()', p, ns))[1] AS title,
+       xpath('/svg:svg/svg:g[@class="chart"][1]/svg:text/text()', p, ns) AS first_chart,
+       xpath('/svg:svg/svg:g[@class="chart"][7]/svg:text/text()', p, ns) AS last_chart
+FROM (SELECT dolon.plot('32fb2b8f-573d-4eb2-afa4-0410ba054160')::xml AS p,
+             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']] AS ns) AS s;
+
+SELECT xpath('/svg:svg/svg:g[@class="chart"]/svg:text/text()',
+             dolon.plot('22222222-2222-4222-8222-222222222222')::xml,
+             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS texts;
+
+-- Lines broken at unknown values, a lone known value as a dot
+SELECT (xpath('count(//svg:polyline)', p, ns))[1]::text AS polylines,
+       (xpath('count(//svg:circle)', p, ns))[1]::text AS dots
+FROM (SELECT dolon.plot('11111111-1111-4111-8111-111111111111')::xml AS p,
+             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']] AS ns) AS s;
+
+-- Special characters escaped, beyond ASCII as character references: the
+-- texts read back are the app_name and the column names
+SELECT position('<title>Tom &amp; Jerry&apos;s &lt;&quot;app&quot;&gt; temp&#233;rature &#8212; '
+                IN dolon.plot('66666666-6666-4666-8666-666666666666')) > 0 AS escaped;
+SELECT t.title,
+       t.title = 'Tom & Jerry''s <"app"> température ' || chr(8212)
+                 || ' 66666666-6666-4666-8666-666666666666' AS title_reads_back,
+       t.heading = 'Tom & Jerry''s <"app"> température' AS heading_reads_back
+FROM XMLTABLE(XMLNAMESPACES('http://www.w3.org/2000/svg' AS svg), '/svg:svg'
+              PASSING CAST(dolon.plot('66666666-6666-4666-8666-666666666666') AS xml)
+              COLUMNS title text PATH 'svg:title',
+                      heading text PATH 'svg:text[1]') AS t;
+SELECT t.column_name
+FROM XMLTABLE(XMLNAMESPACES('http://www.w3.org/2000/svg' AS svg),
+              '/svg:svg/svg:g[@class="chart"]'
+              PASSING CAST(dolon.plot('66666666-6666-4666-8666-666666666666') AS xml)
+              COLUMNS column_name text PATH 'svg:text[1]') AS t;
+
+-- No rows, a single row
+SELECT xpath('/svg:svg/svg:text/text()', dolon.plot(uuid)::xml,
+             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS heading,
+       xpath('/svg:svg/svg:g[@class="chart"][1]/svg:text/text()', dolon.plot(uuid)::xml,
+             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS first_chart
+FROM dolon.runs
+WHERE uuid IN ('33333333-3333-4333-8333-333333333333',
+               '55555555-5555-4555-8555-555555555555')
+ORDER BY started;
+
+--
+-- Errors
+--
+\set SHOW_CONTEXT never
+SELECT * FROM dolon.trace('88888888-8888-4888-8888-888888888888');
+-- rows without an announcement
+SELECT * FROM dolon.trace('77777777-7777-4777-8777-777777777777');
+SELECT dolon.trace_csv('88888888-8888-4888-8888-888888888888');
+SELECT dolon.sparkline('88888888-8888-4888-8888-888888888888', 'x');
+SELECT dolon.plot('88888888-8888-4888-8888-888888888888');
+SELECT dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', 'cpu');
+SELECT dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', 'cpu_percent', 0);
+\set SHOW_CONTEXT errors
+
+-- Null arguments, null results
+SELECT count(*) FROM dolon.trace(NULL);
+SELECT dolon.trace_csv(NULL) IS NULL AS csv_null,
+       dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', NULL) IS NULL AS sparkline_null,
+       dolon.plot(NULL) IS NULL AS plot_null;
+
+DROP EXTENSION dolon;
