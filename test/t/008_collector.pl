@@ -1,0 +1,548 @@
+# The collector, an embedded mnemic backend: it stores what a tracer of
+# another cluster and the original client send, as they sent it; counts and
+# survives bad datagrams; stores or counts every row of a burst; waits for
+# CREATE EXTENSION dolon; expires old traces; and lets monitoring roles, and
+# only them, read the traces back
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use DolonTest;
+
+# Three datagrams captured from the original Python client, one per line
+my @golden = split /\n/, <<'EOT';
+{"msg_type": "create_trace_run", "app_name": "golden-app", "column_names": ["cpu_percent", "virtual_memory_percent", "mem_allocation", "queue_depth", "work_hits", "work_active_instances", "work_average_time"], "uuid": "32fb2b8f-573d-4eb2-afa4-0410ba054160"}
+{"msg_type": "row", "row_data": [4.2, 1.6, 0.004159, 4, 33, 1, 0.030839406250000003], "uuid": "32fb2b8f-573d-4eb2-afa4-0410ba054160"}
+{"msg_type": "row", "row_data": [1.0, 1.6, 0.004671, 6, 63, 1, 0.031736903225806454], "uuid": "32fb2b8f-573d-4eb2-afa4-0410ba054160"}
+EOT
+my $golden_uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160';
+my @golden_columns = qw(cpu_percent virtual_memory_percent mem_allocation queue_depth
+  work_hits work_active_instances work_average_time);
+my @golden_rows = ([ 4.2, 1.6, 0.004159, 4, 33, 1, 0.030839406250000003 ],
+	[ 1.0, 1.6, 0.004671, 6, 63, 1, 0.031736903225806454 ]);
+
+# The counters of dolon.collector
+my @counters = qw(received stored_runs stored_rows duplicate_runs orphan_rows
+  malformed dropped expired_rows);
+
+# Can this Perl send UDP over IPv6, to ::1?
+my $have_ipv6 = eval {
+	require IO::Socket::IP;
+	IO::Socket::IP->new(Proto => 'udp', LocalHost => '::1', LocalPort => 0)
+	  or die;
+	1;
+};
+
+# A UDP port free on 127.0.0.1 (and on ::1 if IPv6 works)
+sub free_udp_port
+{
+	for (1 .. 20)
+	{
+		my $v4 = IO::Socket::INET->new(Proto => 'udp', LocalAddr => '127.0.0.1',
+			LocalPort => 0)
+		  or die "cannot bind a UDP socket: $!";
+		my $port = $v4->sockport;
+		my $v6 = !$have_ipv6
+		  || IO::Socket::IP->new(Proto => 'udp', LocalHost => '::1',
+			LocalPort => $port);
+		$v4->close;
+		return $port if $v6;
+	}
+	die 'no free UDP port found';
+}
+
+# A UDP socket sending to $port of 127.0.0.1
+sub sender
+{
+	my ($port) = @_;
+	return IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1',
+		PeerPort => $port)
+	  or die "cannot create a UDP socket: $!";
+}
+
+sub send_all
+{
+	my ($socket, @datagrams) = @_;
+	foreach my $datagram (@datagrams)
+	{
+		defined send($socket, $datagram, 0) or die "cannot send: $!";
+	}
+	return;
+}
+
+# Messages as the original client writes them; values are JSON tokens
+my $uuids = 0;
+sub new_uuid { return sprintf('d0100000-c011-4ec7-8000-%012d', ++$uuids); }
+
+sub run_message
+{
+	my ($uuid, $app_name, @columns) = @_;
+	return qq({"msg_type": "create_trace_run", "app_name": "$app_name", "column_names": [)
+	  . join(', ', map { qq("$_") } @columns) . qq(], "uuid": "$uuid"});
+}
+
+sub row_message
+{
+	my ($uuid, @values) = @_;
+	return qq({"msg_type": "row", "row_data": [)
+	  . join(', ', map { $_ // 'null' } @values) . qq(], "uuid": "$uuid"});
+}
+
+# Poll $condition until it is true, or $timeout_default seconds
+sub poll_until
+{
+	my ($condition) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return 1 if $condition->();
+		usleep(50_000);
+	}
+	return 0;
+}
+
+sub collector_counters
+{
+	my ($node, $database) = @_;
+	my %counters;
+	@counters{ 'pid', @counters } = split /\|/,
+	  $node->safe_psql($database // 'postgres',
+		'SELECT ' . join(', ', 'pid', @counters) . ' FROM dolon.collector');
+	return \%counters;
+}
+
+# Wait until each counter has risen at least as %expected says since $before
+# (the others: not at all), and return by how much each has risen
+sub counters_risen
+{
+	my ($node, $before, %expected) = @_;
+	my $risen;
+	poll_until(
+		sub {
+			my $now = collector_counters($node);
+			$risen = { map { $_ => $now->{$_} - $before->{$_} } @counters };
+			return !grep { $risen->{$_} < ($expected{$_} // 0) } @counters;
+		});
+	return $risen;
+}
+
+# Every counter's expected rise, 0 where not given
+sub rises
+{
+	my (%expected) = @_;
+	return { map { $_ => $expected{$_} // 0 } @counters };
+}
+
+sub count_rows
+{
+	my ($node, $uuid) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT count(*) FROM dolon.tracing_row WHERE uuid = '$uuid'");
+}
+
+# Run $query; returns whether it succeeded, its output and its errors
+sub try_sql
+{
+	my ($node, $query) = @_;
+	my ($rc, $stdout, $stderr) = $node->psql('postgres', $query);
+	return ($rc == 0, $stdout, $stderr);
+}
+
+# Are these equal as real (float4)?
+sub same_real
+{
+	my ($a, $b) = @_;
+	return defined $a && defined $b && $a =~ /^-?[\d.]+(?:e[-+]?\d+)?$/i
+	  && pack('f', $a) eq pack('f', $b);
+}
+
+# The nodes: the collector, a traced node whose tracer sends through a
+# recording proxy, and a collector whose extension is not created yet.  The
+# collectors' own tracers send to a sink nobody reads.
+my $sink = DolonTest::Receiver->new;
+my $port = free_udp_port();
+my $collector = DolonTest::new_node('collector', $sink->port,
+	"dolon.collector_port = $port",
+	"dolon.collector_listen_addresses = '127.0.0.1, ::1'");
+$collector->start;
+$collector->safe_psql('postgres', 'CREATE EXTENSION dolon');
+
+my $empty_port = free_udp_port();
+my $empty = DolonTest::new_node('empty', $sink->port,
+	"dolon.collector_port = $empty_port");
+$empty->start;
+
+my $proxy = DolonTest::Receiver->new;
+my $traced = DolonTest::new_node('traced', $proxy->port,
+	"dolon.tracer_name = 'traced-app'",
+	"dolon.profilers = 'idle, count_db_connections, live_msgs'");
+$traced->start;
+
+my $to_collector = sender($port);
+
+# The collector runs, listens where it was told, and stores once it has seen
+# the extension (probe with an announcement until it is stored)
+my $probe = new_uuid();
+ok( poll_until(
+		sub {
+			send_all($to_collector, run_message($probe, 'probe', 'a'));
+			return $collector->safe_psql('postgres',
+				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$probe'") eq '1';
+		}),
+	'the collector stores an announcement');
+is( $collector->safe_psql('postgres',
+		'SELECT pid IS NOT NULL, listen_addresses, port, waiting_for_extension FROM dolon.collector'),
+	"t|127.0.0.1, ::1|$port|f",
+	'dolon.collector shows the running collector and where it listens');
+ok($collector->log_contains(qr/dolon collector listening on 127\.0\.0\.1, ::1 port $port/),
+	'the log says where the collector listens');
+
+# 1. A tracer of another cluster, through a proxy that records every
+# datagram and forwards it unchanged: the collector stores the run and its
+# rows as they were sent
+my ($announcement, @recorded_rows);
+my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+while (@recorded_rows < 5)
+{
+	my $message = $proxy->next_message($deadline - time)
+	  // die 'timed out waiting for the traced node';
+	send_all($to_collector, $message->{raw});
+	if ($message->{msg_type} eq 'create_trace_run')
+	{
+		$announcement //= $message;
+	}
+	elsif (defined $announcement && $message->{uuid} eq $announcement->{uuid})
+	{
+		push @recorded_rows, $message;
+	}
+}
+$traced->stop;
+my $run = $announcement->{uuid};
+ok(poll_until(sub { count_rows($collector, $run) == @recorded_rows }),
+	'the rows of the traced node are stored');
+is( $collector->safe_psql('postgres',
+		"SELECT app_name, column_names::text FROM dolon.tracing_run WHERE uuid = '$run'"),
+	'traced-app|{' . join(',', @{ $announcement->{column_names} }) . '}',
+	'the run is stored with the uuid, app_name and column_names it was announced with');
+my @stored = split /\n/, $collector->safe_psql('postgres',
+	"SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$run' ORDER BY date_time");
+my $i = 0;
+my @sent = split /\n/, $collector->safe_psql('postgres',
+	'SELECT ARRAY(SELECT value::real FROM json_array_elements_text(datagram::json -> \'row_data\')'
+	  . ' WITH ORDINALITY AS e(value, n) ORDER BY n)::text'
+	  . ' FROM (VALUES '
+	  . join(', ', map { '(' . ++$i . ', $j$' . $_->{raw} . '$j$)' } @recorded_rows)
+	  . ') AS recorded(n, datagram) ORDER BY n');
+is_deeply(\@stored, \@sent, 'the rows are stored in order, with the values that were sent, as real');
+
+# 2. The datagrams of the original client are stored exactly
+my $before = collector_counters($collector);
+foreach my $datagram (@golden)
+{
+	send_all($to_collector, $datagram);
+	usleep(20_000);    # arrival times in order
+}
+is_deeply(counters_risen($collector, $before, received => 3, stored_runs => 1, stored_rows => 2),
+	rises(received => 3, stored_runs => 1, stored_rows => 2),
+	'the datagrams of the original client: one run and two rows stored');
+is( $collector->safe_psql('postgres',
+		"SELECT app_name, column_names::text FROM dolon.tracing_run WHERE uuid = '$golden_uuid'"),
+	'golden-app|{' . join(',', @golden_columns) . '}',
+	'the run of the original client is stored with its app_name and columns');
+is( $collector->safe_psql('postgres',
+		"SELECT array_agg(CASE row_data "
+		  . join(' ', map { "WHEN ARRAY[" . join(', ', @{ $golden_rows[$_] }) . ']::real[] THEN ' . ($_ + 1) } 0 .. 1)
+		  . " END ORDER BY date_time) FROM dolon.tracing_row WHERE uuid = '$golden_uuid'"),
+	'{1,2}', 'its two rows are stored with their values as real, in order');
+
+# 3. Bad datagrams: each counted as malformed and dropped, the collector goes
+# on; a run announced twice is stored once; a row of a run never announced is
+# stored and counted
+my $log_offset = -s $collector->logfile;
+$before = collector_counters($collector);
+my $bad = 0;
+sub bad_uuid { return sprintf('bad00000-0000-4000-8000-%012d', ++$bad); }
+my %malformed = (
+	'not JSON' => 'this is not JSON {',
+	'invalid UTF-8' => run_message(bad_uuid(), "caf\xC3\x28", 'a'),
+	'a byte-order mark' => "\xEF\xBB\xBF" . run_message(bad_uuid(), 'bom', 'a'),
+	'an unknown msg_type' => qq({"msg_type": "delete_trace_run", "app_name": "x", "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
+	'app_name a number' => qq({"msg_type": "create_trace_run", "app_name": 42, "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
+	'column_names not a list' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": "a, b", "uuid": ") . bad_uuid() . '"}',
+	'a column name not a string' => run_message(bad_uuid(), 'x', 'a", 7, "b'),
+	'empty column_names' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": [], "uuid": ") . bad_uuid() . '"}',
+	'row_data containing a string' => row_message(bad_uuid(), 1, '"2"'),
+	'row_data not a list' => qq({"msg_type": "row", "row_data": 1, "uuid": ") . bad_uuid() . '"}',
+	'a uuid that is not a UUID' => row_message('32fb2b8f-573d-4eb2-afa4-0410ba05416g', 1),
+	'a uuid too short' => row_message('32fb2b8f-573d-4eb2-afa4', 1),
+	'a top-level array' => '[' . row_message(bad_uuid(), 1) . ']',
+	'a value beyond real' => row_message(bad_uuid(), 1, '1e39'),
+	'a negative value beyond real' => row_message(bad_uuid(), '-1e39'),
+	'an app_name of 129 characters' => run_message(bad_uuid(), 'a' x 129, 'a'),
+	'no msg_type' => qq({"row_data": [1], "uuid": ") . bad_uuid() . '"}');
+my $duplicate = new_uuid();
+my $orphan = new_uuid();
+send_all($to_collector, values %malformed);
+send_all($to_collector,
+	run_message($duplicate, 'announced-twice', 'a'),
+	run_message($duplicate, 'announced-twice', 'a'),
+	row_message($orphan, 1),
+	row_message($duplicate, 2));
+my $too_large = 0;
+SKIP:
+{
+	skip 'no Perl module here sends UDP over IPv6 (IO::Socket::IP)', 1 unless $have_ipv6;
+	# Too large for IPv4 (65,507 bytes): only IPv6 carries it
+	my $v6 = IO::Socket::IP->new(Proto => 'udp', PeerHost => '::1', PeerPort => $port)
+	  or die "cannot create an IPv6 UDP socket: $!";
+	my $head = '{"msg_type": "row", "row_data": [1], "uuid": "' . bad_uuid() . '", "padding": "';
+	my $datagram = $head . ('x' x (65_520 - length($head) - 2)) . '"}';
+	is(length($datagram), 65_520, 'a datagram of 65,520 bytes');
+	send_all($v6, $datagram);
+	$too_large = 1;
+}
+my $malformed = keys(%malformed) + $too_large;
+is_deeply(
+	counters_risen($collector, $before, received => $malformed + 4, malformed => $malformed,
+		stored_runs => 1, stored_rows => 2),
+	rises(received => $malformed + 4, malformed => $malformed, stored_runs => 1,
+		duplicate_runs => 1, stored_rows => 2, orphan_rows => 1),
+	"$malformed malformed datagrams counted, a run announced twice stored once, an orphan row stored");
+is( $collector->safe_psql('postgres',
+		"SELECT (SELECT count(*) FROM dolon.tracing_run WHERE uuid::text LIKE 'bad00000-%' OR app_name = 'bom')"
+		  . " + (SELECT count(*) FROM dolon.tracing_row WHERE uuid::text LIKE 'bad00000-%')"),
+	'0', 'nothing of the malformed datagrams is stored');
+is( $collector->safe_psql('postgres',
+		"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$duplicate'") . ' '
+	  . count_rows($collector, $orphan),
+	'1 1', 'the run announced twice is stored once, the orphan row is stored');
+is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector survived them all');
+
+# A run announced again later, as tracers do: not stored again, counted
+$before = collector_counters($collector);
+send_all($to_collector, run_message($duplicate, 'announced-twice', 'a'),
+	row_message($duplicate, 3));
+is_deeply(counters_risen($collector, $before, received => 2, duplicate_runs => 1, stored_rows => 1),
+	rises(received => 2, duplicate_runs => 1, stored_rows => 1),
+	'a run announced again later is counted as a duplicate');
+is($collector->safe_psql('postgres', "SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$duplicate'"),
+	'1', '... and still stored once');
+
+# An app_name of 128 characters, some of them multibyte, is not too long
+SKIP:
+{
+	skip 'the database encoding is not UTF8', 1
+	  unless $collector->safe_psql('postgres', 'SHOW server_encoding') eq 'UTF8';
+	my $long_name = ("\xC3\xA9" x 64) . ('a' x 64);
+	my $long = new_uuid();
+	$before = collector_counters($collector);
+	send_all($to_collector, run_message($long, $long_name, 'a'));
+	counters_risen($collector, $before, received => 1);
+	is( $collector->safe_psql('postgres',
+			"SELECT char_length(app_name) FROM dolon.tracing_run WHERE uuid = '$long'"),
+		'128', 'an app_name of 128 characters (192 bytes of UTF-8) is stored');
+}
+
+# Malformed datagrams are logged, at most once a minute
+$before = collector_counters($collector);
+send_all($to_collector, ('not JSON') x 20);
+is(counters_risen($collector, $before, malformed => 20)->{malformed}, 20,
+	'20 more malformed datagrams are counted');
+like($collector->safe_psql('postgres', 'SELECT last_error FROM dolon.collector'),
+	qr/^malformed datagram: the datagram is not JSON$/,
+	'dolon.collector shows the last problem');
+eval { $collector->wait_for_log(qr/dolon collector: malformed datagram/, $log_offset) };
+my $reports = () = slurp_file($collector->logfile, $log_offset) =~ /dolon collector: malformed datagram/g;
+ok($reports >= 1 && $reports <= 2,
+	'the log reports malformed datagrams, at most once a minute: '
+	  . ($malformed + 20) . " datagrams, $reports lines");
+is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
+
+# Values become real as PostgreSQL turns them into real: the double nearest
+# to 1 + 2^-24 rounds up, the largest real as PostgreSQL prints it is in
+# range, 2^24 + 1 rounds to even, null stays null
+my $rounding = new_uuid();
+my @values = ('1.0000000596046448', '3.4028235e+38', '16777217', undef, '-1e-05');
+$before = collector_counters($collector);
+send_all($to_collector, run_message($rounding, 'rounding', 'a'));
+foreach my $value (@values)
+{
+	send_all($to_collector, row_message($rounding, $value));
+	usleep(5_000);    # arrival times in order
+}
+counters_risen($collector, $before, received => 1 + @values);
+is( $collector->safe_psql('postgres',
+		"SELECT string_agg(row_data::text, ' ' ORDER BY date_time) FROM dolon.tracing_row WHERE uuid = '$rounding'"),
+	$collector->safe_psql('postgres',
+		"SELECT string_agg(ARRAY[value::real]::text, ' ' ORDER BY n) FROM (VALUES "
+		  . join(', ', map { "($_, " . (defined $values[$_] ? "'$values[$_]'" : 'NULL') . '::text)' } 0 .. $#values)
+		  . ') AS sent(n, value)'),
+	'values are stored as PostgreSQL rounds them to real');
+
+# 5. A collector whose extension is not created yet says so, drops what it
+# receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
+# counters are read from another database, whose extension it does not use.
+ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSION dolon in database "postgres"/) },
+	'the collector waiting for its extension says so in the log');
+$empty->safe_psql('postgres', 'CREATE DATABASE elsewhere');
+$empty->safe_psql('elsewhere', 'CREATE EXTENSION dolon');
+my $to_empty = sender($empty_port);
+my $early = new_uuid();
+send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere',
+				'SELECT received = 5 AND dropped = 5 FROM dolon.collector') eq 't';
+		}),
+	'datagrams received while waiting for the extension are counted as dropped');
+is( $empty->safe_psql('elsewhere',
+		'SELECT waiting_for_extension, stored, malformed FROM dolon.collector'),
+	't|0|0', 'dolon.collector shows the collector waiting');
+$log_offset = -s $empty->logfile;
+$empty->safe_psql('postgres', 'CREATE EXTENSION dolon');
+ok(eval { $empty->wait_for_log(qr/dolon collector stores traces in database "postgres" from now on/, $log_offset) },
+	'the log says when the collector finds the extension');
+my $late = new_uuid();
+send_all($to_empty, run_message($late, 'late', 'a'), map { row_message($late, $_) } 1 .. 3);
+ok(poll_until(sub { count_rows($empty, $late) == 3 }),
+	'after CREATE EXTENSION dolon, the rows are stored');
+is( $empty->safe_psql('postgres',
+		"SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped,"
+		  . " (SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$early') FROM dolon.collector"),
+	'f|9|1|3|5|0', '... the run too, and nothing of what came before');
+
+# 4. A burst of rows, as fast as Perl sends them: every row is stored or
+# counted as dropped
+my $burst = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($burst, 'burst', 'n', 'half'));
+counters_risen($collector, $before, stored_runs => 1);
+$before = collector_counters($collector);
+my $sent = 0;
+my $start = time;
+while ($sent < 50_000 && time - $start < 10)
+{
+	send_all($to_collector, row_message($burst, $sent, $sent / 2));
+	$sent++;
+}
+my $seconds = time - $start;
+sleep 1;
+# The kernel's count of drops comes with the next datagram
+send_all($to_collector, row_message($burst, -1, -1));
+$sent++;
+my $risen;
+poll_until(
+	sub {
+		$risen = counters_risen($collector, $before);
+		return $risen->{stored_rows} + $risen->{dropped} >= $sent;
+	});
+is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stored or counted as dropped");
+diag(sprintf('burst: %d rows sent in %.2f s, %d stored, %d dropped',
+		$sent, $seconds, $risen->{stored_rows}, $risen->{dropped}));
+is(count_rows($collector, $burst), $risen->{stored_rows}, 'the rows counted as stored are in dolon.tracing_row');
+is($risen->{malformed}, 0, 'none of them is malformed');
+
+# 7. Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
+my ($ok, $out, $err) = try_sql($collector,
+	"SELECT app_name, column_names::text, row_count, last_row >= started FROM dolon.runs WHERE uuid = '$golden_uuid'");
+is($out, 'golden-app|{' . join(',', @golden_columns) . '}|2|t', 'dolon.runs shows the run of the original client')
+  or diag $err;
+($ok, $out, $err) = try_sql($collector,
+	"SELECT count(*), string_agg(value::text, ',' ORDER BY time) FILTER (WHERE column_name = 'work_hits')"
+	  . " FROM dolon.trace('$golden_uuid')");
+is($out, '14|33,63', 'dolon.trace gives each value of each row') or diag $err;
+($ok, $out, $err) = try_sql($collector, "SELECT dolon.trace_csv('$golden_uuid')");
+my @lines = split /\r?\n/, $out // '';
+is($lines[0], join(',', 'time', @golden_columns), 'dolon.trace_csv has a header') or diag $err;
+is(scalar(@lines), 3, '... and a line per row');
+foreach my $row (0 .. 1)
+{
+	my (undef, @csv_values) = split /,/, $lines[ $row + 1 ] // '';
+	ok( @csv_values == 7 && !grep { !same_real($csv_values[$_], $golden_rows[$row][$_]) } 0 .. 6,
+		"... with the values of row " . ($row + 1))
+	  or diag 'line: ' . ($lines[ $row + 1 ] // '(none)');
+}
+($ok, $out, $err) = try_sql($collector, "SELECT dolon.sparkline('$golden_uuid', 'work_hits')");
+ok($ok && $out ne '', 'dolon.sparkline draws a column') or diag $err;
+($ok, $out, $err) = try_sql($collector,
+	"SELECT xml_is_well_formed_document(svg),"
+	  . " (xpath('count(//svg:g[\@class=\"chart\"])', svg::xml, ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]))[1]::text::int"
+	  . " FROM dolon.plot('$golden_uuid') AS svg");
+is($out, 't|7', 'dolon.plot is a well-formed SVG document with one chart per column') or diag $err;
+
+# 8. Monitoring roles read the traces; other roles cannot, even with USAGE on
+# the schema; nobody but superusers writes into them
+$collector->safe_psql('postgres', q{
+	CREATE ROLE watcher IN ROLE pg_monitor;
+	CREATE ROLE outsider;
+	GRANT USAGE ON SCHEMA dolon TO outsider;
+	CREATE ROLE admin IN ROLE dolon_admin;
+});
+foreach my $read ('SELECT count(*) FROM dolon.collector',
+	'SELECT count(*) FROM dolon.runs',
+	'SELECT count(*) FROM dolon.tracing_run',
+	'SELECT count(*) FROM dolon.tracing_row',
+	"SELECT count(*) FROM dolon.trace('$golden_uuid')",
+	"SELECT dolon.trace_csv('$golden_uuid')",
+	"SELECT dolon.sparkline('$golden_uuid', 'work_hits')",
+	"SELECT dolon.plot('$golden_uuid')")
+{
+	($ok, undef, $err) = try_sql($collector, "SET ROLE watcher; $read");
+	ok($ok, "a member of pg_monitor can: $read") or diag $err;
+	($ok, undef, $err) = try_sql($collector, "SET ROLE outsider; $read");
+	like($err, qr/permission denied/, "other roles cannot: $read");
+}
+foreach my $role (qw(watcher admin))
+{
+	foreach my $write (
+		"INSERT INTO dolon.tracing_run VALUES ('" . new_uuid() . "', 'forged', '{a}', now())",
+		"INSERT INTO dolon.tracing_row VALUES ('$golden_uuid', '{1,2,3,4,5,6,7}', now())")
+	{
+		($ok, undef, $err) = try_sql($collector, "SET ROLE $role; $write");
+		like($err, qr/permission denied/, "$role cannot: $write");
+	}
+}
+is($collector->safe_psql('postgres', "SELECT count(*) FROM dolon.tracing_run WHERE app_name = 'forged'"),
+	'0', 'nothing was forged');
+
+# 6. Retention: with dolon.collector_retention = 2s the old rows, then the
+# runs left without rows, are deleted; rows that just arrived stay
+my $old_rows = $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row');
+$before = collector_counters($collector);
+$collector->safe_psql('postgres',
+	"ALTER SYSTEM SET dolon.collector_retention = '2s'; SELECT pg_reload_conf()");
+ok( poll_until(
+		sub {
+			$collector->safe_psql('postgres',
+				"SELECT count(*) FROM dolon.tracing_row WHERE date_time < now() - interval '10 s'") eq '0'
+			  && collector_counters($collector)->{expired_rows} > $before->{expired_rows};
+		}),
+	'with a retention of 2 s, old rows are deleted');
+ok(poll_until(sub { $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row') eq '0' }),
+	'all the rows, which are older than 2 s, are deleted');
+is(collector_counters($collector)->{expired_rows} - $before->{expired_rows}, $old_rows,
+	"dolon.collector counts the $old_rows rows deleted");
+is($collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_run'), '0',
+	'... and the runs left without rows are deleted too');
+my $fresh = new_uuid();
+send_all($to_collector, run_message($fresh, 'fresh', 'a'), row_message($fresh, 1));
+ok(poll_until(sub { count_rows($collector, $fresh) == 1 }), 'a row arrives');
+usleep(1_000_000);
+is(count_rows($collector, $fresh), '1', '... and is still there 1 s later');
+ok( poll_until(
+		sub {
+			$collector->safe_psql('postgres',
+				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$fresh'") eq '0';
+		}),
+	'... until it, and then its run, are older than 2 s');
+is(collector_counters($collector)->{pid}, $before->{pid}, 'the same collector ran all along');
+
+$collector->stop;
+$empty->stop;
+DolonTest::check_log_clean($_) foreach ($collector, $traced, $empty);
+
+done_testing();
