@@ -338,6 +338,19 @@ refresh_oids(CachedOids *cache, uint64 changes, Oid catalog,
 }
 
 /*
+ * Free a statistics entry fetched with stats_fetch_consistency = none, a
+ * copy of its own, as soon as it is read: over thousands of tables, the
+ * copies would otherwise pile up until the end of the transaction.  Under
+ * the other settings the copy belongs to the statistics snapshot.
+ */
+static void
+release_stats_copy(void *entry)
+{
+	if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_NONE)
+		pfree(entry);
+}
+
+/*
  * Sum n_live_tup and n_dead_tup over pg_stat_user_tables.  Needs a
  * transaction in a database.  A table without statistics counts as zero,
  * as in the view.
@@ -365,6 +378,7 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 			continue;
 		tuples->live += entry->n_live_tuples;
 		tuples->dead += entry->n_dead_tuples;
+		release_stats_copy(entry);
 	}
 }
 
@@ -394,6 +408,7 @@ read_database_counters(DolonDatabaseCounters *counters)
 		counters->xact_commit += entry->n_xact_commit;
 		counters->xact_rollback += entry->n_xact_rollback;
 		counters->deadlocks += entry->n_deadlocks;
+		release_stats_copy(entry);
 	}
 }
 
