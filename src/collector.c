@@ -26,7 +26,8 @@
  * of problem is logged at most once a minute.  Until CREATE EXTENSION dolon
  * has run in dolon.database there is nowhere to store: the collector says
  * so in the log, drops what it receives (counted) and checks again every
- * few seconds.
+ * second; once it can store, it has the tracers of this server announce
+ * their runs again.
  *
  * Retention: every RETENTION_INTERVAL_MS (or dolon.collector_retention if
  * shorter), rows older than dolon.collector_retention are deleted, and runs
@@ -80,7 +81,7 @@
 #define MAX_SOCKETS 16
 
 /* While the extension is missing, look for it this often */
-#define EXTENSION_CHECK_MS 5000
+#define EXTENSION_CHECK_MS 1000
 
 /* Apply the retention at least this often */
 #define RETENTION_INTERVAL_MS 60000
@@ -462,6 +463,10 @@ extension_ready(Collector *collector)
 						dolon_database)));
 	collector->waiting_logged = !ready;
 	collector->extension_ready = ready;
+
+	/* The tracers of this server announce their runs again, to be stored */
+	if (ready)
+		dolon_request_announcements();
 	return ready;
 }
 

@@ -32,6 +32,7 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/uuid.h"
@@ -270,6 +271,7 @@ typedef struct DolonTracerSlot
 typedef struct DolonSharedState
 {
 	LWLock	   *lock;			/* protects the slots' definitions */
+	pg_atomic_uint32 announce_requests; /* see dolon_request_announcements() */
 	int			max_tracers;
 	DolonTracerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } DolonSharedState;
@@ -421,6 +423,7 @@ extern DolonSharedState *dolon_shared;
 extern Size dolon_tracers_shmem_size(void);
 extern void dolon_tracers_shmem_init(void);
 extern void dolon_restore_tracers(void);
+extern void dolon_request_announcements(void);
 
 /* collector.c */
 extern Size dolon_collector_shmem_size(void);

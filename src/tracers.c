@@ -79,10 +79,22 @@ dolon_tracers_shmem_init(void)
 
 	memset(dolon_shared, 0, dolon_tracers_shmem_size());
 	dolon_shared->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_TRACERS].lock;
+	pg_atomic_init_u32(&dolon_shared->announce_requests, 0);
 	dolon_shared->max_tracers = dolon_max_tracers;
 	for (i = 0; i < dolon_max_tracers; i++)
 		SpinLockInit(&dolon_shared->slots[i].status.mutex);
 	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
+}
+
+/*
+ * Have every tracer of this server announce its run again at its next
+ * sample: the collector of this server asks for it when it becomes able to
+ * store, so that the runs it could not store before are known at once.
+ */
+void
+dolon_request_announcements(void)
+{
+	pg_atomic_fetch_add_u32(&dolon_shared->announce_requests, 1);
 }
 
 /*

@@ -24,9 +24,10 @@
  * of profiled functions, starts a new run at the next sample; a reload that
  * changes the backend keeps the run and announces it to the new backend.
  * The announcement (create_trace_run) is sent again when sending recovers
- * from a failure, and every DOLON_ANNOUNCE_INTERVAL_MS in any case, so that
- * a backend that starts late, restarts or lost the first datagram still
- * learns the run; a backend ignores a run it already knows.
+ * from a failure, when the collector of this server asks for it, and every
+ * DOLON_ANNOUNCE_INTERVAL_MS in any case, so that a backend that starts
+ * late, restarts or lost the first datagram still learns the run; a backend
+ * ignores a run it already knows.
  *
  * Each sample runs in a transaction of its own: table statistics and custom
  * profilers need one, and its end discards every snapshot of statistics, so
@@ -93,6 +94,7 @@ typedef struct Tracer
 	MnemicSender sender;
 	bool		announce_pending;
 	TimestampTz last_announce;
+	uint32		announce_requests;	/* as last seen in shared memory */
 	bool		sending_fails;	/* did a datagram of the last sample fail? */
 
 	TimestampTz next_sample;
@@ -715,6 +717,15 @@ send_sample(Tracer *tracer)
 
 	if (tracer->columns == NULL)
 		return;					/* no run could start */
+
+	/* The collector of this server may ask for the runs again */
+	if (pg_atomic_read_u32(&dolon_shared->announce_requests) !=
+		tracer->announce_requests)
+	{
+		tracer->announce_requests =
+			pg_atomic_read_u32(&dolon_shared->announce_requests);
+		tracer->announce_pending = true;
+	}
 
 	if (tracer->announce_pending ||
 		TimestampDifferenceExceeds(tracer->last_announce, now,

@@ -59,9 +59,10 @@ sub free_udp_port
 sub sender
 {
 	my ($port) = @_;
-	return IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1',
+	my $socket = IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1',
 		PeerPort => $port)
 	  or die "cannot create a UDP socket: $!";
+	return $socket;
 }
 
 sub send_all
@@ -362,26 +363,28 @@ ok($reports >= 1 && $reports <= 2,
 	  . ($malformed + 20) . " datagrams, $reports lines");
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
 
-# Values become real as PostgreSQL turns them into real: the double nearest
-# to 1 + 2^-24 rounds up, the largest real as PostgreSQL prints it is in
-# range, 2^24 + 1 rounds to even, null stays null
-my $rounding = new_uuid();
-my @values = ('1.0000000596046448', '3.4028235e+38', '16777217', undef, '-1e-05');
-$before = collector_counters($collector);
-send_all($to_collector, run_message($rounding, 'rounding', 'a'));
-foreach my $value (@values)
+# Values become real as PostgreSQL turns them into real, as in mnemic's
+# table: 2^24 + 1 rounds to even, null stays null; the double nearest to
+# 1 + 2^-24 (as Python writes it) rounds up; the largest real, as PostgreSQL
+# writes it, is within range
+my %rounding = (
+	'common values' => [ '16777217', undef, '-1e-05', '0.1' ],
+	'a value just above halfway between two reals' => ['1.0000000596046448'],
+	'the largest real' => ['3.4028235e+38']);
+foreach my $case (sort keys %rounding)
 {
-	send_all($to_collector, row_message($rounding, $value));
-	usleep(5_000);    # arrival times in order
+	my $uuid = new_uuid();
+	my @values = @{ $rounding{$case} };
+	$before = collector_counters($collector);
+	send_all($to_collector, run_message($uuid, 'rounding', map { "v$_" } 1 .. @values),
+		row_message($uuid, @values));
+	counters_risen($collector, $before, received => 2);
+	is( $collector->safe_psql('postgres',
+			"SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
+		$collector->safe_psql('postgres',
+			'SELECT ARRAY[' . join(', ', map { defined $_ ? "'$_'::real" : 'NULL::real' } @values) . ']::text'),
+		"$case (" . join(', ', map { $_ // 'null' } @values) . ') are stored as PostgreSQL rounds them to real');
 }
-counters_risen($collector, $before, received => 1 + @values);
-is( $collector->safe_psql('postgres',
-		"SELECT string_agg(row_data::text, ' ' ORDER BY date_time) FROM dolon.tracing_row WHERE uuid = '$rounding'"),
-	$collector->safe_psql('postgres',
-		"SELECT string_agg(ARRAY[value::real]::text, ' ' ORDER BY n) FROM (VALUES "
-		  . join(', ', map { "($_, " . (defined $values[$_] ? "'$values[$_]'" : 'NULL') . '::text)' } 0 .. $#values)
-		  . ') AS sent(n, value)'),
-	'values are stored as PostgreSQL rounds them to real');
 
 # 5. A collector whose extension is not created yet says so, drops what it
 # receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
@@ -415,36 +418,60 @@ is( $empty->safe_psql('postgres',
 		  . " (SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$early') FROM dolon.collector"),
 	'f|9|1|3|5|0', '... the run too, and nothing of what came before');
 
-# 4. A burst of rows, as fast as Perl sends them: every row is stored or
-# counted as dropped
+# 4. Bursts of rows, as fast as Perl sends them: every row is stored or
+# counted as dropped, when the collector keeps up, and when it is held up
+# by a lock so that the kernel drops what its receive buffer cannot hold
+sub burst
+{
+	my ($uuid, $count, $after_sending) = @_;
+	my $before = collector_counters($collector);
+	my ($sent, $start) = (0, time);
+	while ($sent < $count && time - $start < 10)
+	{
+		send_all($to_collector, row_message($uuid, $sent, $sent / 2));
+		$sent++;
+	}
+	my $seconds = time - $start;
+	$after_sending->() if $after_sending;
+	# The kernel's count of drops comes with a later datagram: send one more
+	# row every half second until every row is accounted for
+	my ($risen, $last_sent) = (undef, time);
+	poll_until(
+		sub {
+			$risen = counters_risen($collector, $before);
+			return 1 if $risen->{stored_rows} + $risen->{dropped} >= $sent;
+			if (time - $last_sent >= 0.5)
+			{
+				send_all($to_collector, row_message($uuid, -1, -1));
+				$sent++;
+				$last_sent = time;
+			}
+			return 0;
+		});
+	diag(sprintf('burst: %d rows sent in %.2f s, %d stored, %d dropped',
+			$sent, $seconds, $risen->{stored_rows}, $risen->{dropped}));
+	return ($sent, $risen);
+}
+
 my $burst = new_uuid();
 $before = collector_counters($collector);
 send_all($to_collector, run_message($burst, 'burst', 'n', 'half'));
 counters_risen($collector, $before, stored_runs => 1);
-$before = collector_counters($collector);
-my $sent = 0;
-my $start = time;
-while ($sent < 50_000 && time - $start < 10)
-{
-	send_all($to_collector, row_message($burst, $sent, $sent / 2));
-	$sent++;
-}
-my $seconds = time - $start;
-sleep 1;
-# The kernel's count of drops comes with the next datagram
-send_all($to_collector, row_message($burst, -1, -1));
-$sent++;
-my $risen;
-poll_until(
-	sub {
-		$risen = counters_risen($collector, $before);
-		return $risen->{stored_rows} + $risen->{dropped} >= $sent;
-	});
+my ($sent, $risen) = burst($burst, 50_000);
 is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stored or counted as dropped");
-diag(sprintf('burst: %d rows sent in %.2f s, %d stored, %d dropped',
-		$sent, $seconds, $risen->{stored_rows}, $risen->{dropped}));
 is(count_rows($collector, $burst), $risen->{stored_rows}, 'the rows counted as stored are in dolon.tracing_row');
 is($risen->{malformed}, 0, 'none of them is malformed');
+
+my $locker = $collector->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
+my $held = new_uuid();
+($sent, $risen) = burst($held, 50_000, sub { $locker->query_safe('COMMIT'); });
+$locker->quit;
+is($risen->{stored_rows} + $risen->{dropped}, $sent,
+	"held up by a lock: each of $sent rows is stored or counted as dropped");
+cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
+is(count_rows($collector, $held), $risen->{stored_rows}, '... the rows counted as stored are in dolon.tracing_row');
+is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector went through the bursts');
 
 # 7. Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
 my ($ok, $out, $err) = try_sql($collector,
@@ -462,8 +489,8 @@ is(scalar(@lines), 3, '... and a line per row');
 foreach my $row (0 .. 1)
 {
 	my (undef, @csv_values) = split /,/, $lines[ $row + 1 ] // '';
-	ok( @csv_values == 7 && !grep { !same_real($csv_values[$_], $golden_rows[$row][$_]) } 0 .. 6,
-		"... with the values of row " . ($row + 1))
+	ok(@csv_values == 7 && !grep({ !same_real($csv_values[$_], $golden_rows[$row][$_]) } 0 .. 6),
+		'... with the values of row ' . ($row + 1))
 	  or diag 'line: ' . ($lines[ $row + 1 ] // '(none)');
 }
 ($ok, $out, $err) = try_sql($collector, "SELECT dolon.sparkline('$golden_uuid', 'work_hits')");
