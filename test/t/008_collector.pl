@@ -363,6 +363,26 @@ ok($reports >= 1 && $reports <= 2,
 	  . ($malformed + 20) . " datagrams, $reports lines");
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
 
+# A deeply nested datagram is malformed like any other: it costs the
+# valid datagrams around it nothing
+my $nested_run = new_uuid();
+send_all($to_collector, run_message($nested_run, 'nested', 'a'));
+$before = collector_counters($collector);
+send_all($to_collector, row_message($nested_run, 1), '[' x 65_000, row_message($nested_run, 2));
+is_deeply(counters_risen($collector, $before, received => 3, malformed => 1, stored_rows => 2),
+	rises(received => 3, malformed => 1, stored_rows => 2),
+	'a datagram of 65,000 nested arrays is counted as malformed, the rows around it are stored');
+
+# A key given twice counts once, the last one, as JSON parsers do (and
+# mnemic's): the values of the two row_data are not put together
+my $twice = new_uuid();
+send_all($to_collector, run_message($twice, 'twice', 'a'));
+$before = collector_counters($collector);
+send_all($to_collector, qq({"msg_type": "row", "row_data": [1], "row_data": [2], "uuid": "$twice"}));
+my $twice_risen = counters_risen($collector, $before, received => 1);
+is( $collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$twice'"),
+	'{2}', 'a row with row_data given twice has the values of the last one');
+
 # Values become real as PostgreSQL turns them into real, as in mnemic's
 # table: 2^24 + 1 rounds to even, null stays null; the double nearest to
 # 1 + 2^-24 (as Python writes it) rounds up; the largest real, as PostgreSQL
