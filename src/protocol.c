@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include <ctype.h>
-#include <float.h>
 #include <math.h>
 
 #include "common/jsonapi.h"
@@ -282,11 +281,18 @@ decode_array_start(void *arg)
 	else if (state->depth == 1 &&
 			 (state->field == FIELD_COLUMN_NAMES || state->field == FIELD_ROW_DATA))
 	{
+		/* A key given twice: the last value counts, as in mnemic */
 		state->in_field_array = true;
 		if (state->field == FIELD_COLUMN_NAMES)
+		{
 			state->have_column_names = true;
+			state->message->column_names = NIL;
+		}
 		else
+		{
 			state->have_row_data = true;
+			state->message->nvalues = 0;
+		}
 	}
 	else if (state->field != FIELD_NONE)
 		decode_problem(state, "a field holds an array where it should not");
@@ -340,12 +346,18 @@ static void
 decode_row_value(DecodeState *state, char *token, JsonTokenType type)
 {
 	MnemicMessage *message = state->message;
-	double		value = 0;
+	float4		value = 0;
 
+	/*
+	 * Read the number as PostgreSQL reads a real (float4in), rounding once:
+	 * a value that overflows, or underflows to zero, is out of range, and
+	 * mnemic's backend drops the row.
+	 */
 	if (type == JSON_TOKEN_NUMBER)
 	{
-		value = strtod(token, NULL);
-		if (isinf(value) || fabs(value) > FLT_MAX)
+		errno = 0;
+		value = strtof(token, NULL);
+		if (errno == ERANGE && (value == 0 || isinf(value)))
 		{
 			decode_problem(state, "a value of row_data is beyond the range of real");
 			return;
@@ -373,7 +385,7 @@ decode_row_value(DecodeState *state, char *token, JsonTokenType type)
 									  state->values_allocated * sizeof(bool));
 		}
 	}
-	message->values[message->nvalues] = (float4) value;
+	message->values[message->nvalues] = value;
 	message->nulls[message->nvalues] = type == JSON_TOKEN_NULL;
 	message->nvalues++;
 }
@@ -435,6 +447,44 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 }
 
 /*
+ * A message nests two levels; the parser recurses once per level and would
+ * raise an error, taking the whole batch down, on a datagram of thousands.
+ */
+#define MAX_NESTING 8
+
+/*
+ * The deepest nesting of arrays and objects in a JSON text, outside strings.
+ */
+static int
+nesting_depth(const char *data, int length)
+{
+	int			depth = 0;
+	int			deepest = 0;
+	bool		in_string = false;
+	int			i;
+
+	for (i = 0; i < length; i++)
+	{
+		char		c = data[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+			deepest = Max(deepest, ++depth);
+		else if (c == ']' || c == '}')
+			depth--;
+	}
+	return deepest;
+}
+
+/*
  * Decode a datagram.  Returns NULL if it is a valid message, filled in
  * *message (allocated in the current memory context), and otherwise why it
  * is not.  Strings are converted to the server encoding.
@@ -450,6 +500,8 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 	memset(message, 0, sizeof(MnemicMessage));
 	if (length >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
 		return "the datagram starts with a byte-order mark";
+	if (nesting_depth(data, length) > MAX_NESTING)
+		return "the datagram nests arrays or objects too deep";
 	if (pg_encoding_verifymbstr(PG_UTF8, data, length) != length)
 		return "the datagram is not valid UTF-8";
 

@@ -116,17 +116,21 @@ sub collector_counters
 	return \%counters;
 }
 
-# Wait until each counter has risen at least as %expected says since $before
-# (the others: not at all), and return by how much each has risen
+# Wait until $count more datagrams than at $before have been received and
+# dealt with (stored, found malformed or duplicate, or dropped), and return
+# by how much each counter has risen
 sub counters_risen
 {
-	my ($node, $before, %expected) = @_;
+	my ($node, $before, $count) = @_;
 	my $risen;
 	poll_until(
 		sub {
 			my $now = collector_counters($node);
 			$risen = { map { $_ => $now->{$_} - $before->{$_} } @counters };
-			return !grep { $risen->{$_} < ($expected{$_} // 0) } @counters;
+			my $dealt_with = 0;
+			$dealt_with += $risen->{$_}
+			  foreach qw(stored_runs stored_rows duplicate_runs malformed dropped);
+			return $risen->{received} >= ($count // 0) && $dealt_with >= ($count // 0);
 		});
 	return $risen;
 }
@@ -247,7 +251,7 @@ foreach my $datagram (@golden)
 	send_all($to_collector, $datagram);
 	usleep(20_000);    # arrival times in order
 }
-is_deeply(counters_risen($collector, $before, received => 3, stored_runs => 1, stored_rows => 2),
+is_deeply(counters_risen($collector, $before, 3),
 	rises(received => 3, stored_runs => 1, stored_rows => 2),
 	'the datagrams of the original client: one run and two rows stored');
 is( $collector->safe_psql('postgres',
@@ -308,8 +312,7 @@ SKIP:
 }
 my $malformed = keys(%malformed) + $too_large;
 is_deeply(
-	counters_risen($collector, $before, received => $malformed + 4, malformed => $malformed,
-		stored_runs => 1, stored_rows => 2),
+	counters_risen($collector, $before, $malformed + 4),
 	rises(received => $malformed + 4, malformed => $malformed, stored_runs => 1,
 		duplicate_runs => 1, stored_rows => 2, orphan_rows => 1),
 	"$malformed malformed datagrams counted, a run announced twice stored once, an orphan row stored");
@@ -327,7 +330,7 @@ is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector survive
 $before = collector_counters($collector);
 send_all($to_collector, run_message($duplicate, 'announced-twice', 'a'),
 	row_message($duplicate, 3));
-is_deeply(counters_risen($collector, $before, received => 2, duplicate_runs => 1, stored_rows => 1),
+is_deeply(counters_risen($collector, $before, 2),
 	rises(received => 2, duplicate_runs => 1, stored_rows => 1),
 	'a run announced again later is counted as a duplicate');
 is($collector->safe_psql('postgres', "SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$duplicate'"),
@@ -342,7 +345,7 @@ SKIP:
 	my $long = new_uuid();
 	$before = collector_counters($collector);
 	send_all($to_collector, run_message($long, $long_name, 'a'));
-	counters_risen($collector, $before, received => 1);
+	counters_risen($collector, $before, 1);
 	is( $collector->safe_psql('postgres',
 			"SELECT char_length(app_name) FROM dolon.tracing_run WHERE uuid = '$long'"),
 		'128', 'an app_name of 128 characters (192 bytes of UTF-8) is stored');
@@ -351,7 +354,7 @@ SKIP:
 # Malformed datagrams are logged, at most once a minute
 $before = collector_counters($collector);
 send_all($to_collector, ('not JSON') x 20);
-is(counters_risen($collector, $before, malformed => 20)->{malformed}, 20,
+is(counters_risen($collector, $before, 20)->{malformed}, 20,
 	'20 more malformed datagrams are counted');
 like($collector->safe_psql('postgres', 'SELECT last_error FROM dolon.collector'),
 	qr/^malformed datagram: the datagram is not JSON$/,
@@ -363,15 +366,28 @@ ok($reports >= 1 && $reports <= 2,
 	  . ($malformed + 20) . " datagrams, $reports lines");
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
 
-# A deeply nested datagram is malformed like any other: it costs the
-# valid datagrams around it nothing
+# A deeply nested datagram is malformed like any other: it costs the valid
+# datagrams of its batch nothing.  (The collector is held up by a lock on
+# dolon.tracing_row while they are sent, so that they make one batch.)
 my $nested_run = new_uuid();
 send_all($to_collector, run_message($nested_run, 'nested', 'a'));
+counters_risen($collector, collector_counters($collector), 1);
 $before = collector_counters($collector);
+my $locker = $collector->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
+send_all($to_collector, row_message($nested_run, 0));
+ok( poll_until(
+		sub {
+			$collector->safe_psql('postgres',
+				"SELECT count(*) FROM pg_locks WHERE relation = 'dolon.tracing_row'::regclass AND NOT granted") eq '1';
+		}),
+	'the collector waits for the lock');
 send_all($to_collector, row_message($nested_run, 1), '[' x 65_000, row_message($nested_run, 2));
-is_deeply(counters_risen($collector, $before, received => 3, malformed => 1, stored_rows => 2),
-	rises(received => 3, malformed => 1, stored_rows => 2),
-	'a datagram of 65,000 nested arrays is counted as malformed, the rows around it are stored');
+$locker->query_safe('COMMIT');
+$locker->quit;
+is_deeply(counters_risen($collector, $before, 4),
+	rises(received => 4, malformed => 1, stored_rows => 3),
+	'a datagram of 65,000 nested arrays is counted as malformed, the rows of its batch are stored');
 
 # A key given twice counts once, the last one, as JSON parsers do (and
 # mnemic's): the values of the two row_data are not put together
@@ -379,7 +395,7 @@ my $twice = new_uuid();
 send_all($to_collector, run_message($twice, 'twice', 'a'));
 $before = collector_counters($collector);
 send_all($to_collector, qq({"msg_type": "row", "row_data": [1], "row_data": [2], "uuid": "$twice"}));
-my $twice_risen = counters_risen($collector, $before, received => 1);
+counters_risen($collector, $before, 1);
 is( $collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$twice'"),
 	'{2}', 'a row with row_data given twice has the values of the last one');
 
@@ -398,12 +414,12 @@ foreach my $case (sort keys %rounding)
 	$before = collector_counters($collector);
 	send_all($to_collector, run_message($uuid, 'rounding', map { "v$_" } 1 .. @values),
 		row_message($uuid, @values));
-	counters_risen($collector, $before, received => 2);
+	counters_risen($collector, $before, 2);
 	is( $collector->safe_psql('postgres',
 			"SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
 		$collector->safe_psql('postgres',
 			'SELECT ARRAY[' . join(', ', map { defined $_ ? "'$_'::real" : 'NULL::real' } @values) . ']::text'),
-		"$case (" . join(', ', map { $_ // 'null' } @values) . ') are stored as PostgreSQL rounds them to real');
+		"$case (" . join(', ', map { $_ // 'null' } @values) . '): stored as PostgreSQL rounds to real');
 }
 
 # 5. A collector whose extension is not created yet says so, drops what it
@@ -476,7 +492,7 @@ sub burst
 my $burst = new_uuid();
 $before = collector_counters($collector);
 send_all($to_collector, run_message($burst, 'burst', 'n', 'half'));
-counters_risen($collector, $before, stored_runs => 1);
+counters_risen($collector, $before, 1);
 my ($sent, $risen) = burst($burst, 50_000);
 is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stored or counted as dropped");
 is(count_rows($collector, $burst), $risen->{stored_rows}, 'the rows counted as stored are in dolon.tracing_row');
