@@ -14,6 +14,7 @@ OBJS = \
 	src/sampling.o \
 	src/throttle.o \
 	src/tracers.o \
+	src/transaction.o \
 	src/transport.o \
 	src/worker.o
 

@@ -753,6 +753,18 @@ store_datagrams(Collector *collector)
 					   "rows arrived for a run never announced (stored all the same)");
 }
 
+static void
+store_step(void *arg)
+{
+	Collector  *collector = (Collector *) arg;
+
+	SPI_connect();
+	prepare_statements(collector);
+	MemoryContextSwitchTo(collector->batch_context);
+	store_datagrams(collector);
+	SPI_finish();
+}
+
 /*
  * Store the buffer in one transaction, and empty it.  An error drops the
  * batch (counted) and is logged; the collector goes on.
@@ -760,7 +772,7 @@ store_datagrams(Collector *collector)
 static void
 store_batch(Collector *collector)
 {
-	MemoryContext loop_context = CurrentMemoryContext;
+	char	   *error;
 
 	if (!extension_ready(collector))
 	{
@@ -770,33 +782,13 @@ store_batch(Collector *collector)
 		return;
 	}
 
-	PG_TRY();
+	error = dolon_run_in_transaction(store_step, collector, true);
+	if (error != NULL)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		prepare_statements(collector);
-		MemoryContextSwitchTo(collector->batch_context);
-		store_datagrams(collector);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-
 		COUNT(dropped, collector->ndatagrams);
 		report_problem(&collector->error_throttle,
 					   psprintf("could not store %d datagrams: %s",
-								collector->ndatagrams, edata->message));
-		FreeErrorData(edata);
+								collector->ndatagrams, error));
 
 		/*
 		 * The extension may be gone: look for it again before the next
@@ -806,8 +798,6 @@ store_batch(Collector *collector)
 		collector->last_extension_check = 0;
 		reset_known_runs(collector);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(loop_context);
 	MemoryContextReset(collector->batch_context);
 
 	collector->ndatagrams = 0;
@@ -815,6 +805,27 @@ store_batch(Collector *collector)
 	if (hash_get_num_entries(collector->known_runs) > MAX_KNOWN_RUNS)
 		reset_known_runs(collector);
 	pgstat_report_stat(false);
+}
+
+static void
+retention_step(void *arg)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(dolon_collector_retention_s)};
+
+	SPI_connect();
+	if (SPI_execute_with_args("DELETE FROM dolon.tracing_row "
+							  "WHERE date_time < now() - make_interval(secs => $1)",
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete expired rows");
+	*(uint64 *) arg = SPI_processed;
+	if (SPI_execute_with_args("DELETE FROM dolon.tracing_run r "
+							  "WHERE creation_time < now() - make_interval(secs => $1) "
+							  "AND NOT EXISTS (SELECT FROM dolon.tracing_row w "
+							  "                WHERE w.uuid = r.uuid)",
+							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete expired runs");
+	SPI_finish();
 }
 
 /*
@@ -825,8 +836,9 @@ static void
 apply_retention(Collector *collector)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	MemoryContext loop_context = CurrentMemoryContext;
 	int			interval_ms;
+	uint64		expired = 0;
+	char	   *error;
 
 	interval_ms = Min((int64) RETENTION_INTERVAL_MS,
 					  (int64) dolon_collector_retention_s * 1000);
@@ -835,46 +847,12 @@ apply_retention(Collector *collector)
 		return;
 	collector->last_retention = now;
 
-	PG_TRY();
-	{
-		Oid			types[1] = {INT4OID};
-		Datum		args[1] = {Int32GetDatum(dolon_collector_retention_s)};
-		uint64		expired;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		SPI_connect();
-		if (SPI_execute_with_args("DELETE FROM dolon.tracing_row "
-								  "WHERE date_time < now() - make_interval(secs => $1)",
-								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete expired rows");
-		expired = SPI_processed;
-		if (SPI_execute_with_args("DELETE FROM dolon.tracing_run r "
-								  "WHERE creation_time < now() - make_interval(secs => $1) "
-								  "AND NOT EXISTS (SELECT FROM dolon.tracing_row w "
-								  "                WHERE w.uuid = r.uuid)",
-								  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not delete expired runs");
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		COUNT(expired_rows, expired);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+	error = dolon_run_in_transaction(retention_step, &expired, true);
+	if (error != NULL)
 		report_problem(&collector->error_throttle,
-					   psprintf("could not apply the retention: %s", edata->message));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(loop_context);
+					   psprintf("could not apply the retention: %s", error));
+	else
+		COUNT(expired_rows, expired);
 	reset_known_runs(collector);
 }
 

@@ -17,6 +17,7 @@
  *	protocol.c			encoding and decoding of mnemic messages
  *	transport.c			the UDP socket towards the backend
  *	throttle.c			rate limiting of repeated log messages
+ *	transaction.c		a step of a worker in a transaction of its own
  *	tracers.c			tracer slots in shared memory, start and stop
  *	worker.c			the tracer background worker loop
  *	collector.c			the collector: an embedded mnemic backend
@@ -413,6 +414,10 @@ extern bool mnemic_sender_set_target(MnemicSender *sender, const char *host,
 									 int port);
 extern bool mnemic_sender_send(MnemicSender *sender, const char *data,
 							   size_t len);
+
+/* transaction.c */
+extern char *dolon_run_in_transaction(void (*step) (void *arg), void *arg,
+									  bool with_snapshot);
 
 /* throttle.c */
 extern bool dolon_throttle_permits(DolonLogThrottle *throttle,

@@ -322,34 +322,20 @@ stop_committed(Tracer *tracer, bool *pending)
  * An error is logged, and the configured tracer goes on.
  */
 static void
+restore_step(void *arg)
+{
+	dolon_restore_tracers();
+}
+
+static void
 restore_started_tracers(void)
 {
-	MemoryContext loop_context = CurrentMemoryContext;
+	char	   *error = dolon_run_in_transaction(restore_step, NULL, true);
 
-	PG_TRY();
-	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		dolon_restore_tracers();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
+	if (error != NULL)
 		ereport(WARNING,
 				(errmsg("dolon could not start the tracers recorded by dolon.start_tracer(): %s",
-						edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(loop_context);
+						error)));
 }
 
 /*
@@ -594,6 +580,28 @@ report_profiler_failures(Tracer *tracer, DolonSample *sample)
 						 (long long) suppressed) : 0));
 }
 
+/* What a sample step works on */
+typedef struct SampleStep
+{
+	Tracer	   *tracer;
+	DolonSample *sample;
+} SampleStep;
+
+static void
+sample_step(void *arg)
+{
+	SampleStep *step = (SampleStep *) arg;
+	Tracer	   *tracer = step->tracer;
+
+	if (tracer->run_outdated ||
+		tracer->function_set_generation != dolon_profiled_functions_generation())
+		start_run(tracer);
+	step->sample->time = GetCurrentTimestamp();
+	step->sample->profiler_role = profiler_role(tracer);
+	dolon_sample_row(step->sample, tracer->columns, tracer->values,
+					 tracer->nulls);
+}
+
 /*
  * Compute the values of the current run's columns into tracer->values, in a
  * transaction of its own, starting a new run first if one is due.  An error
@@ -603,55 +611,36 @@ static void
 take_sample(Tracer *tracer)
 {
 	DolonTracerStatus *status = &tracer->slot->status;
-	MemoryContext loop_context = CurrentMemoryContext;
 	DolonSample sample;
+	SampleStep	step = {tracer, &sample};
 	instr_time	start;
 	instr_time	duration;
 	double		duration_us;
+	char	   *error;
 
 	memset(&sample, 0, sizeof(sample));
 	sample.history = &tracer->history;
 
 	INSTR_TIME_SET_CURRENT(start);
-	PG_TRY();
+	error = dolon_run_in_transaction(sample_step, &step, false);
+	if (error != NULL)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (tracer->run_outdated ||
-			tracer->function_set_generation != dolon_profiled_functions_generation())
-			start_run(tracer);
-		sample.time = GetCurrentTimestamp();
-		sample.profiler_role = profiler_role(tracer);
-		dolon_sample_row(&sample, tracer->columns, tracer->values,
-						 tracer->nulls);
-		CommitTransactionCommand();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
 		int64		suppressed;
 		int			i;
-
-		MemoryContextSwitchTo(loop_context);
-		edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
 
 		for (i = 0; tracer->columns != NULL && i < tracer->columns->count; i++)
 			tracer->nulls[i] = true;
 
-		status_record_error(tracer, edata->message);
+		status_record_error(tracer, error);
 		if (dolon_throttle_permits(&tracer->sample_throttle, &suppressed))
 			ereport(LOG,
 					(errmsg("dolon tracer \"%s\" could not take a sample: %s",
-							tracer->name, edata->message),
+							tracer->name, error),
 					 suppressed > 0 ?
 					 errdetail("%lld more failed samples were not logged since the last report.",
 							   (long long) suppressed) : 0));
-		FreeErrorData(edata);
+		pfree(error);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(loop_context);
 
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);

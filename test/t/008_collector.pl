@@ -160,9 +160,9 @@ sub try_sql
 # Are these equal as real (float4)?
 sub same_real
 {
-	my ($a, $b) = @_;
-	return defined $a && defined $b && $a =~ /^-?[\d.]+(?:e[-+]?\d+)?$/i
-	  && pack('f', $a) eq pack('f', $b);
+	my ($x, $y) = @_;
+	return defined $x && defined $y && $x =~ /^-?[\d.]+(?:e[-+]?\d+)?$/i
+	  && pack('f', $x) eq pack('f', $y);
 }
 
 # The nodes: the collector, a traced node whose tracer sends through a
@@ -236,13 +236,13 @@ is( $collector->safe_psql('postgres',
 my @stored = split /\n/, $collector->safe_psql('postgres',
 	"SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$run' ORDER BY date_time");
 my $i = 0;
-my @sent = split /\n/, $collector->safe_psql('postgres',
+my @recorded_values = split /\n/, $collector->safe_psql('postgres',
 	'SELECT ARRAY(SELECT value::real FROM json_array_elements_text(datagram::json -> \'row_data\')'
 	  . ' WITH ORDINALITY AS e(value, n) ORDER BY n)::text'
 	  . ' FROM (VALUES '
 	  . join(', ', map { '(' . ++$i . ', $j$' . $_->{raw} . '$j$)' } @recorded_rows)
 	  . ') AS recorded(n, datagram) ORDER BY n');
-is_deeply(\@stored, \@sent, 'the rows are stored in order, with the values that were sent, as real');
+is_deeply(\@stored, \@recorded_values, 'the rows are stored in order, with the values that were sent, as real');
 
 # 2. The datagrams of the original client are stored exactly
 my $before = collector_counters($collector);
@@ -287,6 +287,8 @@ my %malformed = (
 	'a top-level array' => '[' . row_message(bad_uuid(), 1) . ']',
 	'a value beyond real' => row_message(bad_uuid(), 1, '1e39'),
 	'a negative value beyond real' => row_message(bad_uuid(), '-1e39'),
+	'a value that underflows real' => row_message(bad_uuid(), '1e-46'),
+	'a bare NaN, as the original client writes it' => row_message(bad_uuid(), 'NaN'),
 	'an app_name of 129 characters' => run_message(bad_uuid(), 'a' x 129, 'a'),
 	'no msg_type' => qq({"row_data": [1], "uuid": ") . bad_uuid() . '"}');
 my $duplicate = new_uuid();
@@ -370,8 +372,9 @@ is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still r
 # datagrams of its batch nothing.  (The collector is held up by a lock on
 # dolon.tracing_row while they are sent, so that they make one batch.)
 my $nested_run = new_uuid();
+$before = collector_counters($collector);
 send_all($to_collector, run_message($nested_run, 'nested', 'a'));
-counters_risen($collector, collector_counters($collector), 1);
+counters_risen($collector, $before, 1);
 $before = collector_counters($collector);
 my $locker = $collector->background_psql('postgres');
 $locker->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
@@ -392,12 +395,22 @@ is_deeply(counters_risen($collector, $before, 4),
 # A key given twice counts once, the last one, as JSON parsers do (and
 # mnemic's): the values of the two row_data are not put together
 my $twice = new_uuid();
-send_all($to_collector, run_message($twice, 'twice', 'a'));
 $before = collector_counters($collector);
-send_all($to_collector, qq({"msg_type": "row", "row_data": [1], "row_data": [2], "uuid": "$twice"}));
-counters_risen($collector, $before, 1);
+send_all($to_collector, run_message($twice, 'twice', 'a'),
+	qq({"msg_type": "row", "row_data": [1], "row_data": [2], "uuid": "$twice"}));
+counters_risen($collector, $before, 2);
 is( $collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$twice'"),
 	'{2}', 'a row with row_data given twice has the values of the last one');
+
+# Key order does not matter, extra keys are ignored, and the number of values
+# is not checked against the columns, as in mnemic
+my $loose = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($loose, 'loose', 'a'),
+	qq({"uuid": "$loose", "extra": {"k": [1, "s"]}, "row_data": [1, 2, 3], "msg_type": "row"}));
+counters_risen($collector, $before, 2);
+is($collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$loose'"),
+	'{1,2,3}', 'a row with its keys in another order, an extra key and more values than columns is stored');
 
 # Values become real as PostgreSQL turns them into real, as in mnemic's
 # table: 2^24 + 1 rounds to even, null stays null; the double nearest to
@@ -498,11 +511,11 @@ is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stor
 is(count_rows($collector, $burst), $risen->{stored_rows}, 'the rows counted as stored are in dolon.tracing_row');
 is($risen->{malformed}, 0, 'none of them is malformed');
 
-my $locker = $collector->background_psql('postgres');
-$locker->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
+my $lock_holder = $collector->background_psql('postgres');
+$lock_holder->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
 my $held = new_uuid();
-($sent, $risen) = burst($held, 50_000, sub { $locker->query_safe('COMMIT'); });
-$locker->quit;
+($sent, $risen) = burst($held, 50_000, sub { $lock_holder->query_safe('COMMIT'); });
+$lock_holder->quit;
 is($risen->{stored_rows} + $risen->{dropped}, $sent,
 	"held up by a lock: each of $sent rows is stored or counted as dropped");
 cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
