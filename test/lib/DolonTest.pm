@@ -36,19 +36,21 @@ use Time::HiRes qw(time);
 
 =pod
 
-=item new_node($name, $port, @settings)
+=item new_node($name, $port[, \%init_options], @settings)
 
 A new, initialized but not started node with dolon preloaded, tracing every
 100 ms to 127.0.0.1:$port, autovacuum off so that only the test moves the
-numbers.  @settings are further postgresql.conf lines.
+numbers.  %init_options go to PostgreSQL::Test::Cluster's init (such as
+allows_streaming => 1); @settings are further postgresql.conf lines.
 
 =cut
 
 sub new_node
 {
 	my ($name, $port, @settings) = @_;
+	my %init_options = ref $settings[0] eq 'HASH' ? %{ shift @settings } : ();
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
+	$node->init(%init_options);
 	$node->append_conf('postgresql.conf', join("\n",
 		"shared_preload_libraries = 'dolon'",
 		"autovacuum = off",

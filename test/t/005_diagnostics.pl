@@ -18,22 +18,6 @@ my @columns = qw(idle_in_transaction waiting_on_locks max_connections
 my %column = map { $columns[$_] => $_ } 0 .. $#columns;
 my $max_connections = 30;
 
-# As DolonTest::new_node, for a node that a standby can stream from
-sub new_primary
-{
-	my ($name, $port, @settings) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 1);
-	$node->append_conf('postgresql.conf', join("\n",
-		"shared_preload_libraries = 'dolon'",
-		"autovacuum = off",
-		"dolon.host = '127.0.0.1'",
-		"dolon.port = $port",
-		"dolon.frequency = '100ms'",
-		@settings) . "\n");
-	return $node;
-}
-
 # Passes if $got is a number within $tolerance of $expected
 sub is_near
 {
@@ -153,7 +137,7 @@ sub query_row
 }
 
 my $receiver = DolonTest::Receiver->new;
-my $node = new_primary('primary', $receiver->port,
+my $node = DolonTest::new_node('primary', $receiver->port, { allows_streaming => 1 },
 	"dolon.tracer_name = 'diagnostics'",
 	"dolon.profilers = '" . join(', ', @columns) . "'",
 	"max_connections = $max_connections",
