@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <math.h>
 
+#include "catalog/namespace.h"
 #include "common/jsonapi.h"
 #include "common/keywords.h"
 #include "common/shortest_dec.h"
@@ -447,10 +448,39 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 }
 
 /*
- * A message nests two levels; the parser recurses once per level and would
- * raise an error, taking the whole batch down, on a datagram of thousands.
+ * A message nests two levels (more in keys it ignores); the parser recurses
+ * once per level and would raise an error, taking the whole batch down, on
+ * a datagram of thousands.
  */
-#define MAX_NESTING 8
+#define MAX_NESTING 64
+
+/*
+ * Convert a UTF-8 string to the server encoding, or return NULL if one of
+ * its characters has no equivalent there.  Raises no error: a datagram must
+ * not take its batch down.
+ */
+static char *
+utf8_to_server(char *text)
+{
+	int			encoding = GetDatabaseEncoding();
+	int			length = strlen(text);
+	int			size = length * MAX_CONVERSION_GROWTH + 1;
+	char	   *converted;
+	Oid			proc;
+
+	if (encoding == PG_UTF8 || encoding == PG_SQL_ASCII)
+		return text;
+	proc = FindDefaultConversionProc(PG_UTF8, encoding);
+	if (!OidIsValid(proc))
+		return NULL;
+	converted = palloc(size);
+	if (pg_do_encoding_conversion_buf(proc, PG_UTF8, encoding,
+									  (unsigned char *) text, length,
+									  (unsigned char *) converted, size,
+									  true) < length)
+		return NULL;
+	return converted;
+}
 
 /*
  * The deepest nesting of arrays and objects in a JSON text, outside strings.
@@ -487,7 +517,8 @@ nesting_depth(const char *data, int length)
 /*
  * Decode a datagram.  Returns NULL if it is a valid message, filled in
  * *message (allocated in the current memory context), and otherwise why it
- * is not.  Strings are converted to the server encoding.
+ * is not.  Strings are converted to the server encoding, which takes a
+ * transaction.
  */
 const char *
 mnemic_decode(char *data, int length, MnemicMessage *message)
@@ -535,10 +566,15 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 			return "app_name or column_names is missing";
 		if (message->column_names == NIL)
 			return "column_names is empty";
-		message->app_name = pg_any_to_server(message->app_name,
-											 strlen(message->app_name), PG_UTF8);
+		message->app_name = utf8_to_server(message->app_name);
+		if (message->app_name == NULL)
+			return "app_name has a character the database encoding lacks";
 		foreach(lc, message->column_names)
-			lfirst(lc) = pg_any_to_server(lfirst(lc), strlen(lfirst(lc)), PG_UTF8);
+		{
+			lfirst(lc) = utf8_to_server(lfirst(lc));
+			if (lfirst(lc) == NULL)
+				return "a column name has a character the database encoding lacks";
+		}
 	}
 	else if (strcmp(state.msg_type, "row") == 0)
 	{

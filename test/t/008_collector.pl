@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
+use Socket qw(inet_aton pack_sockaddr_in);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -55,22 +56,26 @@ sub free_udp_port
 	die 'no free UDP port found';
 }
 
-# A UDP socket sending to $port of 127.0.0.1
+# A UDP socket sending to $port of 127.0.0.1.  It is not connected: a
+# datagram sent while nobody listens (a collector restarting) makes no later
+# send fail.
 sub sender
 {
 	my ($port) = @_;
-	my $socket = IO::Socket::INET->new(Proto => 'udp', PeerAddr => '127.0.0.1',
-		PeerPort => $port)
+	my $socket = IO::Socket::INET->new(Proto => 'udp')
 	  or die "cannot create a UDP socket: $!";
-	return $socket;
+	return { socket => $socket, to => pack_sockaddr_in($port, inet_aton('127.0.0.1')) };
 }
 
 sub send_all
 {
-	my ($socket, @datagrams) = @_;
+	my ($sender, @datagrams) = @_;
 	foreach my $datagram (@datagrams)
 	{
-		defined send($socket, $datagram, 0) or die "cannot send: $!";
+		my $sent = defined $sender->{to}
+		  ? send($sender->{socket}, $datagram, 0, $sender->{to})
+		  : send($sender->{socket}, $datagram, 0);
+		defined $sent or die "cannot send: $!";
 	}
 	return;
 }
@@ -121,11 +126,11 @@ sub collector_counters
 # by how much each counter has risen
 sub counters_risen
 {
-	my ($node, $before, $count) = @_;
+	my ($node, $before, $count, $database) = @_;
 	my $risen;
 	poll_until(
 		sub {
-			my $now = collector_counters($node);
+			my $now = collector_counters($node, $database);
 			$risen = { map { $_ => $now->{$_} - $before->{$_} } @counters };
 			my $dealt_with = 0;
 			$dealt_with += $risen->{$_}
@@ -147,6 +152,27 @@ sub count_rows
 	my ($node, $uuid) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT count(*) FROM dolon.tracing_row WHERE uuid = '$uuid'");
+}
+
+# Send @datagrams so that the collector of $node stores them in one batch:
+# it is held up by a lock on dolon.tracing_row, storing $first_row, while
+# they arrive
+sub send_in_one_batch
+{
+	my ($node, $database, $socket, $first_row, @datagrams) = @_;
+	my $lock_holder = $node->background_psql($database);
+	$lock_holder->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
+	send_all($socket, $first_row);
+	poll_until(
+		sub {
+			$node->safe_psql($database,
+				"SELECT count(*) FROM pg_locks WHERE relation = 'dolon.tracing_row'::regclass AND NOT granted") eq '1';
+		})
+	  or die 'the collector does not wait for the lock';
+	send_all($socket, @datagrams);
+	$lock_holder->query_safe('COMMIT');
+	$lock_holder->quit;
+	return;
 }
 
 # Run $query; returns whether it succeeded, its output and its errors
@@ -206,7 +232,7 @@ is( $collector->safe_psql('postgres',
 ok($collector->log_contains(qr/dolon collector listening on 127\.0\.0\.1, ::1 port $port/),
 	'the log says where the collector listens');
 
-# 1. A tracer of another cluster, through a proxy that records every
+# A tracer of another cluster, through a proxy that records every
 # datagram and forwards it unchanged: the collector stores the run and its
 # rows as they were sent
 my ($announcement, @recorded_rows);
@@ -244,7 +270,7 @@ my @recorded_values = split /\n/, $collector->safe_psql('postgres',
 	  . ') AS recorded(n, datagram) ORDER BY n');
 is_deeply(\@stored, \@recorded_values, 'the rows are stored in order, with the values that were sent, as real');
 
-# 2. The datagrams of the original client are stored exactly
+# The datagrams of the original client are stored exactly
 my $before = collector_counters($collector);
 foreach my $datagram (@golden)
 {
@@ -264,7 +290,7 @@ is( $collector->safe_psql('postgres',
 		  . " END ORDER BY date_time) FROM dolon.tracing_row WHERE uuid = '$golden_uuid'"),
 	'{1,2}', 'its two rows are stored with their values as real, in order');
 
-# 3. Bad datagrams: each counted as malformed and dropped, the collector goes
+# Bad datagrams: each counted as malformed and dropped, the collector goes
 # on; a run announced twice is stored once; a row of a run never announced is
 # stored and counted
 my $log_offset = -s $collector->logfile;
@@ -304,8 +330,9 @@ SKIP:
 {
 	skip 'no Perl module here sends UDP over IPv6 (IO::Socket::IP)', 1 unless $have_ipv6;
 	# Too large for IPv4 (65,507 bytes): only IPv6 carries it
-	my $v6 = IO::Socket::IP->new(Proto => 'udp', PeerHost => '::1', PeerPort => $port)
-	  or die "cannot create an IPv6 UDP socket: $!";
+	my $v6 = {
+		socket => IO::Socket::IP->new(Proto => 'udp', PeerHost => '::1', PeerPort => $port)
+		  || die "cannot create an IPv6 UDP socket: $!" };
 	my $head = '{"msg_type": "row", "row_data": [1], "uuid": "' . bad_uuid() . '", "padding": "';
 	my $datagram = $head . ('x' x (65_520 - length($head) - 2)) . '"}';
 	is(length($datagram), 65_520, 'a datagram of 65,520 bytes');
@@ -369,25 +396,14 @@ ok($reports >= 1 && $reports <= 2,
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
 
 # A deeply nested datagram is malformed like any other: it costs the valid
-# datagrams of its batch nothing.  (The collector is held up by a lock on
-# dolon.tracing_row while they are sent, so that they make one batch.)
+# datagrams of its batch nothing
 my $nested_run = new_uuid();
 $before = collector_counters($collector);
 send_all($to_collector, run_message($nested_run, 'nested', 'a'));
 counters_risen($collector, $before, 1);
 $before = collector_counters($collector);
-my $locker = $collector->background_psql('postgres');
-$locker->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
-send_all($to_collector, row_message($nested_run, 0));
-ok( poll_until(
-		sub {
-			$collector->safe_psql('postgres',
-				"SELECT count(*) FROM pg_locks WHERE relation = 'dolon.tracing_row'::regclass AND NOT granted") eq '1';
-		}),
-	'the collector waits for the lock');
-send_all($to_collector, row_message($nested_run, 1), '[' x 65_000, row_message($nested_run, 2));
-$locker->query_safe('COMMIT');
-$locker->quit;
+send_in_one_batch($collector, 'postgres', $to_collector, row_message($nested_run, 0),
+	row_message($nested_run, 1), '[' x 65_000, row_message($nested_run, 2));
 is_deeply(counters_risen($collector, $before, 4),
 	rises(received => 4, malformed => 1, stored_rows => 3),
 	'a datagram of 65,000 nested arrays is counted as malformed, the rows of its batch are stored');
@@ -435,7 +451,7 @@ foreach my $case (sort keys %rounding)
 		"$case (" . join(', ', map { $_ // 'null' } @values) . '): stored as PostgreSQL rounds to real');
 }
 
-# 5. A collector whose extension is not created yet says so, drops what it
+# A collector whose extension is not created yet says so, drops what it
 # receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
 # counters are read from another database, whose extension it does not use.
 ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSION dolon in database "postgres"/) },
@@ -467,7 +483,29 @@ is( $empty->safe_psql('postgres',
 		  . " (SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$early') FROM dolon.collector"),
 	'f|9|1|3|5|0', '... the run too, and nothing of what came before');
 
-# 4. Bursts of rows, as fast as Perl sends them: every row is stored or
+# With dolon.database in LATIN1, an announcement whose app_name LATIN1
+# cannot hold is malformed; the valid datagrams of its batch are stored
+$empty->safe_psql('postgres',
+	"CREATE DATABASE latin ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+$empty->safe_psql('latin', 'CREATE EXTENSION dolon');
+$empty->append_conf('postgresql.conf', "dolon.database = 'latin'");
+$empty->restart;
+my $latin = new_uuid();
+ok( poll_until(
+		sub {
+			send_all($to_empty, run_message($latin, 'latin', 'a'));
+			return $empty->safe_psql('latin',
+				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$latin'") eq '1';
+		}),
+	'the collector stores into a LATIN1 database');
+$before = collector_counters($empty, 'latin');
+send_in_one_batch($empty, 'latin', $to_empty, row_message($latin, 0),
+	row_message($latin, 1), run_message(new_uuid(), "\xE6\xBC\xA2", 'a'), row_message($latin, 2));
+is_deeply(counters_risen($empty, $before, 4, 'latin'),
+	rises(received => 4, malformed => 1, stored_rows => 3),
+	'an app_name with a character LATIN1 lacks is malformed, the rows of its batch are stored');
+
+# Bursts of rows, as fast as Perl sends them: every row is stored or
 # counted as dropped, when the collector keeps up, and when it is held up
 # by a lock so that the kernel drops what its receive buffer cannot hold
 sub burst
@@ -522,7 +560,7 @@ cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
 is(count_rows($collector, $held), $risen->{stored_rows}, '... the rows counted as stored are in dolon.tracing_row');
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector went through the bursts');
 
-# 7. Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
+# Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
 my ($ok, $out, $err) = try_sql($collector,
 	"SELECT app_name, column_names::text, row_count, last_row >= started FROM dolon.runs WHERE uuid = '$golden_uuid'");
 is($out, 'golden-app|{' . join(',', @golden_columns) . '}|2|t', 'dolon.runs shows the run of the original client')
@@ -550,7 +588,7 @@ ok($ok && $out ne '', 'dolon.sparkline draws a column') or diag $err;
 	  . " FROM dolon.plot('$golden_uuid') AS svg");
 is($out, 't|7', 'dolon.plot is a well-formed SVG document with one chart per column') or diag $err;
 
-# 8. Monitoring roles read the traces; other roles cannot, even with USAGE on
+# Monitoring roles read the traces; other roles cannot, even with USAGE on
 # the schema; nobody but superusers writes into them
 $collector->safe_psql('postgres', q{
 	CREATE ROLE watcher IN ROLE pg_monitor;
@@ -585,7 +623,7 @@ foreach my $role (qw(watcher admin))
 is($collector->safe_psql('postgres', "SELECT count(*) FROM dolon.tracing_run WHERE app_name = 'forged'"),
 	'0', 'nothing was forged');
 
-# 6. Retention: with dolon.collector_retention = 2s the old rows, then the
+# Retention: with dolon.collector_retention = 2s the old rows, then the
 # runs left without rows, are deleted; rows that just arrived stay
 my $old_rows = $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row');
 $before = collector_counters($collector);
