@@ -239,6 +239,7 @@ CREATE FUNCTION collector_state(
     OUT orphan_rows bigint,
     OUT malformed bigint,
     OUT dropped bigint,
+    OUT batches bigint,
     OUT expired_rows bigint,
     OUT last_error text,
     OUT last_error_time timestamptz)

@@ -51,7 +51,6 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
@@ -61,7 +60,6 @@
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -953,8 +951,8 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 {
 	DolonCollectorStatus status;
 	TupleDesc	tupdesc;
-	Datum		values[15];
-	bool		nulls[15];
+	Datum		values[16];
+	bool		nulls[16];
 	int			c = 0;
 
 	dolon_require_shared_state();
@@ -981,6 +979,7 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 	values[c++] = Int64GetDatum(status.orphan_rows);
 	values[c++] = Int64GetDatum(status.malformed);
 	values[c++] = Int64GetDatum(status.dropped);
+	values[c++] = Int64GetDatum(status.batches);
 	values[c++] = Int64GetDatum(status.expired_rows);
 	values[c] = CStringGetTextDatum(status.last_error);
 	nulls[c++] = status.last_error_time == 0;
