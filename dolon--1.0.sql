@@ -79,11 +79,12 @@ COMMENT ON FUNCTION diagnostics(text[]) IS
 -- Tracers
 --
 CREATE TABLE tracer_definitions (
-    tracer_name text PRIMARY KEY,
-    frequency_ms integer NOT NULL,
-    host text NOT NULL,
-    port integer NOT NULL,
-    profilers text NOT NULL,
+    tracer_name text PRIMARY KEY
+        CHECK (char_length(tracer_name) BETWEEN 1 AND 128),
+    frequency_ms integer NOT NULL CHECK (frequency_ms >= 10),
+    host text NOT NULL CHECK (octet_length(host) BETWEEN 1 AND 255),
+    port integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
+    profilers text NOT NULL CHECK (octet_length(profilers) BETWEEN 1 AND 2047),
     created timestamptz NOT NULL DEFAULT now()
 );
 

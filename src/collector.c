@@ -51,6 +51,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
@@ -233,6 +234,17 @@ report_problem(DolonLogThrottle *throttle, const char *problem)
 }
 
 /*
+ * on_shmem_exit callback: the collector is gone.
+ */
+static void
+collector_status_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&collector_status->mutex);
+	collector_status->pid = 0;
+	SpinLockRelease(&collector_status->mutex);
+}
+
+/*
  * Start afresh the set of runs known to exist in tracing_run.
  */
 static void
@@ -339,7 +351,11 @@ receive_from(Collector *collector, int index)
 	{
 		struct msghdr msg;
 		struct iovec iov;
-		char		control[CMSG_SPACE(sizeof(uint32))];
+		union
+		{
+			char		buf[CMSG_SPACE(sizeof(uint32))];
+			struct cmsghdr align;
+		}			control;
 		struct cmsghdr *cmsg;
 		ssize_t		length;
 		BufferedDatagram *datagram;
@@ -353,8 +369,8 @@ receive_from(Collector *collector, int index)
 		memset(&msg, 0, sizeof(msg));
 		msg.msg_iov = &iov;
 		msg.msg_iovlen = 1;
-		msg.msg_control = control;
-		msg.msg_controllen = sizeof(control);
+		msg.msg_control = control.buf;
+		msg.msg_controllen = sizeof(control.buf);
 
 		length = recvmsg(sock, &msg, MSG_TRUNC);
 		if (length < 0)
@@ -476,7 +492,6 @@ prepare(const char *query, int nargs, Oid *types)
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s", query,
 			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
 	return plan;
 }
 
@@ -492,28 +507,39 @@ prepare_statements(Collector *collector)
 	TIMESTAMPTZARRAYOID};
 	Oid			find_types[1] = {UUIDARRAYOID};
 
+	SPIPlanPtr	insert_runs;
+	SPIPlanPtr	insert_rows;
+	SPIPlanPtr	find_runs;
+
 	if (collector->insert_runs != NULL)
 		return;
 
 	/*
 	 * Each run, or row, is the i-th element of the arrays; its column names,
-	 * or values, are the slice of a flat array between two offsets.
+	 * or values, are the slice of a flat array between two offsets.  The
+	 * plans are kept only once all three are prepared.
 	 */
-	collector->insert_runs =
+	insert_runs =
 		prepare("INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time) "
 				"SELECT $1[i], $2[i], $3[$4[i] + 1 : $4[i + 1]], $5[i] "
 				"FROM pg_catalog.generate_subscripts($1, 1) AS i "
 				"ON CONFLICT (uuid) DO NOTHING "
 				"RETURNING uuid",
 				5, run_types);
-	collector->insert_rows =
+	insert_rows =
 		prepare("INSERT INTO dolon.tracing_row (uuid, row_data, date_time) "
 				"SELECT $1[i], $2[$3[i] + 1 : $3[i + 1]], $4[i] "
 				"FROM pg_catalog.generate_subscripts($1, 1) AS i",
 				4, row_types);
-	collector->find_runs =
+	find_runs =
 		prepare("SELECT uuid FROM dolon.tracing_run WHERE uuid = ANY ($1)",
 				1, find_types);
+	SPI_keepplan(insert_runs);
+	SPI_keepplan(insert_rows);
+	SPI_keepplan(find_runs);
+	collector->insert_runs = insert_runs;
+	collector->insert_rows = insert_rows;
+	collector->find_runs = find_runs;
 }
 
 /* The arrays that one batch feeds to the statements */
@@ -813,12 +839,12 @@ retention_step(void *arg)
 
 	SPI_connect();
 	if (SPI_execute_with_args("DELETE FROM dolon.tracing_row "
-							  "WHERE date_time < now() - make_interval(secs => $1)",
+							  "WHERE date_time < pg_catalog.now() - pg_catalog.make_interval(secs => $1::float8)",
 							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete expired rows");
 	*(uint64 *) arg = SPI_processed;
 	if (SPI_execute_with_args("DELETE FROM dolon.tracing_run r "
-							  "WHERE creation_time < now() - make_interval(secs => $1) "
+							  "WHERE creation_time < pg_catalog.now() - pg_catalog.make_interval(secs => $1::float8) "
 							  "AND NOT EXISTS (SELECT FROM dolon.tracing_row w "
 							  "                WHERE w.uuid = r.uuid)",
 							  1, types, args, NULL, false, 0) != SPI_OK_DELETE)
@@ -862,6 +888,7 @@ dolon_collector_main(Datum main_arg)
 {
 	Collector	collector;
 	char		listening[256];
+	MemoryContext loop_context;
 	int			i;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -875,6 +902,10 @@ dolon_collector_main(Datum main_arg)
 	 * loses datagrams, rather than every batch wait for its WAL to be flushed.
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* Its statements run no user code: no search_path can divert them */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET,
+					PGC_S_OVERRIDE);
 
 	memset(&collector, 0, sizeof(collector));
 	collector.bytes = MemoryContextAllocHuge(TopMemoryContext, BUFFER_BYTES);
@@ -901,12 +932,21 @@ dolon_collector_main(Datum main_arg)
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->pid = MyProcPid;
 	SpinLockRelease(&collector_status->mutex);
+	on_shmem_exit(collector_status_detach, (Datum) 0);
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
+
+	/* What one turn of the loop allocates, messages included, goes with it */
+	loop_context = AllocSetContextCreate(TopMemoryContext,
+										 "dolon collector loop",
+										 ALLOCSET_SMALL_SIZES);
+	MemoryContextSwitchTo(loop_context);
 
 	for (;;)
 	{
 		WaitEvent	events[MAX_SOCKETS + 2];
 		long		timeout;
+
+		MemoryContextReset(loop_context);
 
 		/* Wake up for the retention, and to look for the extension */
 		timeout = Min((int64) RETENTION_INTERVAL_MS,
@@ -917,6 +957,8 @@ dolon_collector_main(Datum main_arg)
 								lengthof(events), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 
+		/* A cancel is for a statement; between batches there is none */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 
 		if (ConfigReloadPending)

@@ -12,7 +12,9 @@
  *
  *	- as dolon.profiler_role, which must not be a superuser, with
  *	  SECURITY_RESTRICTED_OPERATION, as the server runs index expressions;
- *	- with a statement timeout of dolon.profiler_timeout.
+ *	- in a tracer, with a statement timeout of dolon.profiler_timeout (in a
+ *	  session calling dolon.diagnostics(), the session's statement_timeout
+ *	  applies, which must not be replaced).
  *
  * An error, a timeout or a NULL result makes the value of that sample null
  * and rolls back the subtransaction alone: the other profilers of the row
@@ -214,7 +216,8 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 						   get_func_name(function));
 
 		PushActiveSnapshot(GetTransactionSnapshot());
-		enable_timeout_after(STATEMENT_TIMEOUT, dolon_profiler_timeout_ms);
+		if (IsBackgroundWorker)
+			enable_timeout_after(STATEMENT_TIMEOUT, dolon_profiler_timeout_ms);
 
 		fmgr_info(function, &flinfo);
 		InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
@@ -223,7 +226,8 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 		if (!isnull)
 			*value = result_as_double(result, result_type);
 
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		if (IsBackgroundWorker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
 		PopActiveSnapshot();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 
@@ -235,7 +239,8 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 	{
 		ErrorData  *edata;
 
-		disable_timeout(STATEMENT_TIMEOUT, false);
+		if (IsBackgroundWorker)
+			disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(caller_context);
 		edata = CopyErrorData();
 		FlushErrorState();

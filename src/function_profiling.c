@@ -57,6 +57,7 @@
 #include "commands/dbcommands.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/fd.h"
@@ -163,7 +164,9 @@ dolon_function_profiling_shmem_size(void)
 
 /*
  * Write the set to PROFILED_FUNCTIONS_FILE, atomically.  Called with the
- * lock held exclusively.  A failure is reported as a WARNING: the set in
+ * lock held exclusively, before the set's generation changes: until then no
+ * backend waits for the lock to read the set, so the file's fsync stalls no
+ * call.  A failure is reported as a WARNING: the set in
  * shared memory is what counts until the next restart.
  */
 static void
@@ -678,6 +681,7 @@ dolon_profile(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	Form_pg_proc proc;
 	char	   *signature;
+	char	   *c;
 	char		column[NAMEDATALEN];
 	bool		taken = false;
 
@@ -689,7 +693,16 @@ dolon_profile(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("function with OID %u does not exist", function)));
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
+
+	/* Shown in a view and kept in a file of lines: one line, whole chars */
 	signature = format_procedure(function);
+	for (c = signature; *c != '\0'; c++)
+	{
+		if ((unsigned char) *c < ' ')
+			*c = ' ';
+	}
+	signature[pg_mbcliplen(signature, strlen(signature),
+						   MAX_SIGNATURE_BYTES - 1)] = '\0';
 
 	if (proc->prokind == PROKIND_AGGREGATE)
 		ereport(ERROR,
@@ -717,8 +730,8 @@ dolon_profile(PG_FUNCTION_ARGS)
 							   dolon_max_profiled_functions),
 					 errhint("Stop profiling another function, or raise dolon.max_profiled_functions and restart the server.")));
 		}
-		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 		save_profiled_functions();
+		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 		taken = true;
 	}
 	LWLockRelease(profiling->lock);
@@ -746,8 +759,8 @@ dolon_unprofile(PG_FUNCTION_ARGS)
 	if (i >= 0)
 	{
 		free_entry(&profiling->entries[i]);
-		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 		save_profiled_functions();
+		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 	}
 	LWLockRelease(profiling->lock);
 
@@ -785,8 +798,8 @@ dolon_clear(PG_FUNCTION_ARGS)
 			cleared++;
 		}
 	}
-	pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 	save_profiled_functions();
+	pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
 	LWLockRelease(profiling->lock);
 
 	PG_RETURN_INT64(cleared);

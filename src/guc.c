@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <limits.h>
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "mb/pg_wchar.h"
@@ -340,11 +341,11 @@ check_database(char **newval, void **extra, GucSource source)
 }
 
 /*
- * Parse the list of profilers into a DolonProfilerList.  When the value is
- * set in a transaction in dolon.database (ALTER SYSTEM there), the functions
- * of custom profilers are checked too; elsewhere, and at reload, only the
- * syntax can be, and the tracer reports a function it cannot use when its
- * run starts.
+ * Parse the list of profilers into a DolonProfilerList.  When a superuser
+ * sets the value in a transaction in dolon.database (ALTER SYSTEM there),
+ * the functions of custom profilers are checked too; elsewhere, and at
+ * reload, only the syntax can be, and the tracer reports a function it
+ * cannot use at each sample.
  */
 static bool
 check_profilers(char **newval, void **extra, GucSource source)
@@ -362,7 +363,14 @@ check_profilers(char **newval, void **extra, GucSource source)
 		return false;
 	}
 
-	if (IsTransactionState() && dolon_database != NULL &&
+	/*
+	 * Only a superuser's session (ALTER SYSTEM takes one) looks the
+	 * functions up: for anyone else the lookup could raise a permission
+	 * error, in any query of a session the setting reaches, parallel
+	 * workers included.
+	 */
+	if (IsTransactionState() && !IsParallelWorker() && superuser() &&
+		dolon_database != NULL &&
 		MyDatabaseId == get_database_oid(dolon_database, true))
 	{
 		for (i = 0; i < list->count; i++)

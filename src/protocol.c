@@ -249,6 +249,17 @@ mnemic_parse_uuid(const char *text, pg_uuid_t *uuid)
 	return true;
 }
 
+/* Characters of a UTF-8 string: the bytes that start one */
+static int
+utf8_characters(const char *text)
+{
+	int			count = 0;
+
+	for (; *text != '\0'; text++)
+		count += (*text & 0xC0) != 0x80;
+	return count;
+}
+
 static void
 decode_problem(DecodeState *state, const char *problem)
 {
@@ -428,7 +439,7 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 		case FIELD_APP_NAME:
 			if (type != JSON_TOKEN_STRING)
 				decode_problem(state, "app_name is not a string");
-			else if (pg_mbstrlen_with_len(token, strlen(token)) > DOLON_MAX_TRACER_NAME_CHARS)
+			else if (utf8_characters(token) > DOLON_MAX_TRACER_NAME_CHARS)
 				decode_problem(state, "app_name is longer than 128 characters");
 			message->app_name = token;
 			state->have_app_name = true;

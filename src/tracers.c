@@ -115,14 +115,15 @@ require_tracer_database(void)
 }
 
 /*
- * The slot of the tracer with this name, or -1.  Called with the lock held.
+ * The slot of the tracer with this name, from slot first on, or -1.  Called
+ * with the lock held.
  */
 static int
-find_tracer(const char *name)
+find_tracer(const char *name, int first)
 {
 	int			i;
 
-	for (i = 0; i < dolon_shared->max_tracers; i++)
+	for (i = first; i < dolon_shared->max_tracers; i++)
 	{
 		if (dolon_shared->slots[i].in_use &&
 			strcmp(dolon_shared->slots[i].name, name) == 0)
@@ -161,7 +162,7 @@ launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
 				 errmsg("could not generate random values")));
 
 	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
-	if (find_tracer(definition->name) >= 0)
+	if (find_tracer(definition->name, CONFIGURED_TRACER_SLOT) >= 0)
 	{
 		LWLockRelease(dolon_shared->lock);
 		ereport(ERROR,
@@ -366,7 +367,7 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 
 	/* Record it; the unique key on the name catches a concurrent twin */
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
-	i = find_tracer(definition.name);
+	i = find_tracer(definition.name, CONFIGURED_TRACER_SLOT);
 	LWLockRelease(dolon_shared->lock);
 	if (i >= 0)
 		ereport(ERROR,
@@ -385,9 +386,10 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not record tracer \"%s\"", definition.name);
 	SPI_finish();
 
+	/* The subtransaction's: a start rolled back to a savepoint is none */
 	uuid = palloc(sizeof(pg_uuid_t));
 	mnemic_new_run_uuid(uuid);
-	launch(&definition, uuid, GetTopTransactionId());
+	launch(&definition, uuid, GetCurrentTransactionId());
 
 	PG_RETURN_UUID_P(uuid);
 }
@@ -404,14 +406,16 @@ dolon_stop_tracer(PG_FUNCTION_ARGS)
 	Oid			arg_type = TEXTOID;
 	uint64		deleted;
 	int			slot;
+	bool		configured;
 	pid_t		pid = 0;
 
 	require_tracer_database();
 
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
-	slot = find_tracer(name);
+	slot = find_tracer(name, CONFIGURED_TRACER_SLOT + 1);
+	configured = strcmp(dolon_shared->slots[CONFIGURED_TRACER_SLOT].name, name) == 0;
 	LWLockRelease(dolon_shared->lock);
-	if (slot == CONFIGURED_TRACER_SLOT)
+	if (slot < 0 && configured)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tracer \"%s\" is configured in postgresql.conf", name),
@@ -432,16 +436,19 @@ dolon_stop_tracer(PG_FUNCTION_ARGS)
 
 	if (slot >= 0)
 	{
-		TransactionId xid = GetTopTransactionId();
+		/* The subtransaction's: a stop rolled back to a savepoint is none */
+		TransactionId xid = GetCurrentTransactionId();
+		DolonTracerSlot *stopped = &dolon_shared->slots[slot];
 
 		LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
-		if (dolon_shared->slots[slot].in_use &&
-			strcmp(dolon_shared->slots[slot].name, name) == 0)
+		if (stopped->in_use && strcmp(stopped->name, name) == 0 &&
+			!(TransactionIdIsValid(stopped->stop_xid) &&
+			  TransactionIdDidCommit(stopped->stop_xid)))
 		{
-			dolon_shared->slots[slot].stop_xid = xid;
-			SpinLockAcquire(&dolon_shared->slots[slot].status.mutex);
-			pid = dolon_shared->slots[slot].status.pid;
-			SpinLockRelease(&dolon_shared->slots[slot].status.mutex);
+			stopped->stop_xid = xid;
+			SpinLockAcquire(&stopped->status.mutex);
+			pid = stopped->status.pid;
+			SpinLockRelease(&stopped->status.mutex);
 		}
 		LWLockRelease(dolon_shared->lock);
 	}
@@ -495,7 +502,7 @@ dolon_restore_tracers(void)
 		definition.profilers = SPI_getvalue(tuple, desc, 5);
 
 		LWLockAcquire(dolon_shared->lock, LW_SHARED);
-		running = find_tracer(definition.name) >= 0;
+		running = find_tracer(definition.name, CONFIGURED_TRACER_SLOT) >= 0;
 		LWLockRelease(dolon_shared->lock);
 		if (running)
 			continue;

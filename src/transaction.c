@@ -51,7 +51,7 @@ dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 		MemoryContextSwitchTo(caller_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-		AbortCurrentTransaction();
+		AbortOutOfAnyTransaction();
 		error = pstrdup(edata->message);
 		FreeErrorData(edata);
 	}
