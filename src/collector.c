@@ -110,6 +110,22 @@ typedef struct DolonCollectorStatus
 	TimestampTz last_error_time;
 } DolonCollectorStatus;
 
+/* Datagrams taken by one recvmmsg() call */
+#define RECEIVE_VECTOR 64
+
+/* Where recvmmsg() puts them, with each one's socket control data */
+typedef struct ReceiveVector
+{
+	struct mmsghdr headers[RECEIVE_VECTOR];
+	struct iovec iov[RECEIVE_VECTOR];
+	union
+	{
+		char		buf[CMSG_SPACE(sizeof(uint32))];
+		struct cmsghdr align;
+	}			control[RECEIVE_VECTOR];
+	char	   *slots;			/* RECEIVE_VECTOR * (MAX_DATAGRAM_BYTES + 1) */
+} ReceiveVector;
+
 /* A datagram in the buffer */
 typedef struct BufferedDatagram
 {
@@ -125,6 +141,7 @@ typedef struct Collector
 	int			nsockets;
 	WaitEventSet *events;
 
+	ReceiveVector *vector;
 	char	   *bytes;			/* BUFFER_BYTES */
 	int			bytes_used;
 	BufferedDatagram *datagrams;	/* BATCH_DATAGRAMS */
@@ -341,80 +358,111 @@ open_sockets(Collector *collector)
 /*
  * Read the datagrams waiting on a socket into the buffer, until it is
  * drained or the buffer is full.  Returns true if the socket may have more.
+ *
+ * recvmmsg() takes up to RECEIVE_VECTOR datagrams a call, each into a slot
+ * big enough for the largest; they are then copied into the buffer, which
+ * only takes their actual bytes.
  */
 static bool
 receive_from(Collector *collector, int index)
 {
 	pgsocket	sock = collector->sockets[index];
+	ReceiveVector *vector = collector->vector;
+	int64		received = 0;
+	int64		malformed = 0;
+	int64		dropped = 0;
+	bool		more = true;
 
 	for (;;)
 	{
-		struct msghdr msg;
-		struct iovec iov;
-		union
+		int			room;
+		int			count;
+		int			i;
+
+		/* Room for how many more, each possibly of the largest size */
+		room = Min(BATCH_DATAGRAMS - collector->ndatagrams,
+				   (BUFFER_BYTES - collector->bytes_used) / (MAX_DATAGRAM_BYTES + 1));
+		room = Min(room, RECEIVE_VECTOR);
+		if (room <= 0)
+			break;
+
+		for (i = 0; i < room; i++)
 		{
-			char		buf[CMSG_SPACE(sizeof(uint32))];
-			struct cmsghdr align;
-		}			control;
-		struct cmsghdr *cmsg;
-		ssize_t		length;
-		BufferedDatagram *datagram;
+			struct msghdr *msg = &vector->headers[i].msg_hdr;
 
-		if (collector->ndatagrams == BATCH_DATAGRAMS ||
-			BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1)
-			return true;
+			vector->iov[i].iov_base = vector->slots + (Size) i * (MAX_DATAGRAM_BYTES + 1);
+			vector->iov[i].iov_len = MAX_DATAGRAM_BYTES + 1;
+			memset(msg, 0, sizeof(struct msghdr));
+			msg->msg_iov = &vector->iov[i];
+			msg->msg_iovlen = 1;
+			msg->msg_control = vector->control[i].buf;
+			msg->msg_controllen = sizeof(vector->control[i].buf);
+		}
 
-		iov.iov_base = collector->bytes + collector->bytes_used;
-		iov.iov_len = MAX_DATAGRAM_BYTES + 1;
-		memset(&msg, 0, sizeof(msg));
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = control.buf;
-		msg.msg_controllen = sizeof(control.buf);
-
-		length = recvmsg(sock, &msg, MSG_TRUNC);
-		if (length < 0)
+		count = recvmmsg(sock, vector->headers, room, MSG_DONTWAIT, NULL);
+		if (count < 0)
 		{
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 				report_problem(&collector->error_throttle,
 							   psprintf("could not receive: %m"));
-			return false;
+			more = false;
+			break;
 		}
 
-		/* The socket's count of datagrams the kernel dropped so far */
-		for (cmsg = CMSG_FIRSTHDR(&msg); cmsg != NULL; cmsg = CMSG_NXTHDR(&msg, cmsg))
+		for (i = 0; i < count; i++)
 		{
-			if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SO_RXQ_OVFL)
-			{
-				uint32		drops;
+			struct msghdr *msg = &vector->headers[i].msg_hdr;
+			unsigned int length = vector->headers[i].msg_len;
+			struct cmsghdr *cmsg;
+			BufferedDatagram *datagram;
 
-				memcpy(&drops, CMSG_DATA(cmsg), sizeof(drops));
-				if (drops != collector->kernel_drops[index])
+			/* The socket's count of datagrams the kernel dropped so far */
+			for (cmsg = CMSG_FIRSTHDR(msg); cmsg != NULL; cmsg = CMSG_NXTHDR(msg, cmsg))
+			{
+				if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SO_RXQ_OVFL)
 				{
-					COUNT(dropped, (uint32) (drops - collector->kernel_drops[index]));
-					report_problem(&collector->drop_throttle,
-								   "datagrams were dropped: they came faster than they could be stored");
+					uint32		drops;
+
+					memcpy(&drops, CMSG_DATA(cmsg), sizeof(drops));
+					dropped += (uint32) (drops - collector->kernel_drops[index]);
 					collector->kernel_drops[index] = drops;
 				}
 			}
-		}
 
-		COUNT(received, 1);
-		if (length > MAX_DATAGRAM_BYTES)
+			received++;
+			if ((msg->msg_flags & MSG_TRUNC) || length > MAX_DATAGRAM_BYTES)
+			{
+				malformed++;
+				report_problem(&collector->malformed_throttle,
+							   psprintf("malformed datagram: it has more than %d bytes",
+										MAX_DATAGRAM_BYTES));
+				continue;
+			}
+
+			datagram = &collector->datagrams[collector->ndatagrams++];
+			datagram->offset = collector->bytes_used;
+			datagram->length = (int) length;
+			datagram->arrival = GetCurrentTimestamp();
+			memcpy(collector->bytes + collector->bytes_used,
+				   vector->slots + (Size) i * (MAX_DATAGRAM_BYTES + 1), length);
+			collector->bytes_used += (int) length;
+		}
+		if (count < room)
 		{
-			COUNT(malformed, 1);
-			report_problem(&collector->malformed_throttle,
-						   psprintf("malformed datagram: it has %zd bytes, more than %d",
-									length, MAX_DATAGRAM_BYTES));
-			continue;
+			more = false;
+			break;
 		}
-
-		datagram = &collector->datagrams[collector->ndatagrams++];
-		datagram->offset = collector->bytes_used;
-		datagram->length = (int) length;
-		datagram->arrival = GetCurrentTimestamp();
-		collector->bytes_used += (int) length;
 	}
+
+	SpinLockAcquire(&collector_status->mutex);
+	collector_status->received += received;
+	collector_status->malformed += malformed;
+	collector_status->dropped += dropped;
+	SpinLockRelease(&collector_status->mutex);
+	if (dropped > 0)
+		report_problem(&collector->drop_throttle,
+					   "datagrams were dropped: they came faster than they could be stored");
+	return more;
 }
 
 /*
@@ -909,6 +957,10 @@ dolon_collector_main(Datum main_arg)
 
 	memset(&collector, 0, sizeof(collector));
 	collector.bytes = MemoryContextAllocHuge(TopMemoryContext, BUFFER_BYTES);
+	collector.vector = MemoryContextAlloc(TopMemoryContext, sizeof(ReceiveVector));
+	collector.vector->slots = MemoryContextAllocHuge(TopMemoryContext,
+													 (Size) RECEIVE_VECTOR *
+													 (MAX_DATAGRAM_BYTES + 1));
 	collector.datagrams = MemoryContextAlloc(TopMemoryContext,
 											 BATCH_DATAGRAMS * sizeof(BufferedDatagram));
 	collector.batch_context = AllocSetContextCreate(TopMemoryContext,
@@ -1000,6 +1052,7 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 	dolon_require_shared_state();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	dolon_check_result_columns(tupdesc, lengthof(values));
 
 	SpinLockAcquire(&collector_status->mutex);
 	memcpy(&status, collector_status, sizeof(status));

@@ -92,6 +92,22 @@ dolon_shmem_startup(void)
 }
 
 /*
+ * Raise an error unless a function's SQL declaration has the columns its C
+ * code fills: the extension's SQL objects may be older than the library.
+ */
+void
+dolon_check_result_columns(TupleDesc tupdesc, int columns)
+{
+	if (tupdesc->natts != columns)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the SQL objects of dolon do not match its library"),
+				 errdetail("A function returns %d columns where the library fills %d.",
+						   tupdesc->natts, columns),
+				 errhint("Drop and create the extension again.")));
+}
+
+/*
  * Raise an error unless the shared state of dolon exists, that is unless
  * dolon was loaded through shared_preload_libraries.
  */

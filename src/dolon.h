@@ -30,6 +30,7 @@
 
 #include <sys/socket.h>
 
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
@@ -329,6 +330,7 @@ typedef struct DolonLogThrottle
 
 /* dolon.c */
 extern void dolon_require_shared_state(void);
+extern void dolon_check_result_columns(TupleDesc tupdesc, int columns);
 
 /* guc.c */
 extern char *dolon_host;

@@ -83,6 +83,9 @@
  */
 #define MAX_TRACKED_CALLS 4096
 
+/* Number of columns of dolon.function_stats_all() */
+#define FUNCTION_STATS_COLS 9
+
 /* The text of a function's signature, as shown by dolon.function_stats */
 #define MAX_SIGNATURE_BYTES 256
 
@@ -816,13 +819,14 @@ dolon_function_stats(PG_FUNCTION_ARGS)
 
 	require_function_profiling();
 	InitMaterializedSRF(fcinfo, 0);
+	dolon_check_result_columns(rsinfo->setDesc, FUNCTION_STATS_COLS);
 
 	LWLockAcquire(profiling->lock, LW_SHARED);
 	for (i = 0; i < profiling->capacity; i++)
 	{
 		ProfiledFunction *entry = &profiling->entries[i];
-		Datum		values[9];
-		bool		nulls[9] = {false};
+		Datum		values[FUNCTION_STATS_COLS];
+		bool		nulls[FUNCTION_STATS_COLS] = {false};
 		uint64		completed;
 		uint64		completed_ns;
 		int64		active;

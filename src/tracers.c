@@ -548,6 +548,7 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 
 	dolon_require_shared_state();
 	InitMaterializedSRF(fcinfo, 0);
+	dolon_check_result_columns(rsinfo->setDesc, TRACER_STATES_COLS);
 
 	for (i = 0; i < dolon_shared->max_tracers; i++)
 	{
