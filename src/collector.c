@@ -8,10 +8,10 @@
  * The collector runs when dolon.collector_port is set.  It listens on each
  * address of dolon.collector_listen_addresses and sleeps on its latch and
  * its sockets together.  When a socket is readable it reads every datagram
- * waiting, into a bounded buffer (BUFFER_BYTES, BATCH_DATAGRAMS), and stores
- * the whole buffer in one transaction: one INSERT for the runs and one for
- * the rows, each fed with arrays, so that the cost of a statement is shared
- * by the batch.  A burst of datagrams thus waits in the socket's receive
+ * waiting (RECEIVE_VECTOR a system call) into a bounded buffer
+ * (BUFFER_BYTES, BATCH_DATAGRAMS), and stores the whole buffer in one
+ * transaction: one INSERT for the runs and one for the rows, each fed with
+ * arrays, so that the cost of a statement is shared by the batch.  A burst of datagrams thus waits in the socket's receive
  * buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is stored, rather
  * than being lost to a slow insert path.  What the kernel still drops when
  * that buffer is full is counted: each datagram carries the socket's
