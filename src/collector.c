@@ -983,6 +983,7 @@ dolon_collector_main(Datum main_arg)
 			 dolon_collector_listen_addresses, dolon_collector_port);
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->pid = MyProcPid;
+	collector_status->waiting_for_extension = true;	/* until checked */
 	SpinLockRelease(&collector_status->mutex);
 	on_shmem_exit(collector_status_detach, (Datum) 0);
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
