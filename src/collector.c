@@ -1010,15 +1010,7 @@ dolon_collector_main(Datum main_arg)
 								lengthof(events), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 
-		/* A cancel is for a statement; between batches there is none */
-		QueryCancelPending = false;
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		(void) dolon_between_steps();
 
 		/* Store what has come, batch after batch, until the sockets are dry */
 		for (;;)

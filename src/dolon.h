@@ -17,7 +17,8 @@
  *	protocol.c			encoding and decoding of mnemic messages
  *	transport.c			the UDP socket towards the backend
  *	throttle.c			rate limiting of repeated log messages
- *	transaction.c		a step of a worker in a transaction of its own
+ *	transaction.c		a worker's steps: in a transaction of their own, and
+ *						what comes between two
  *	tracers.c			tracer slots in shared memory, start and stop
  *	worker.c			the tracer background worker loop
  *	collector.c			the collector: an embedded mnemic backend
@@ -420,6 +421,7 @@ extern bool mnemic_sender_send(MnemicSender *sender, const char *data,
 /* transaction.c */
 extern char *dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 									  bool with_snapshot);
+extern bool dolon_between_steps(void);
 
 /* throttle.c */
 extern bool dolon_throttle_permits(DolonLogThrottle *throttle,

@@ -1,21 +1,26 @@
 /*-------------------------------------------------------------------------
  *
  * transaction.c
- *		Running one step of a background worker in a transaction of its own,
- *		and surviving its errors.
+ *		The steps of a background worker: running one in a transaction of
+ *		its own and surviving its errors, and what comes between two.
  *
  * The tracers and the collector work in steps (a sample, a batch, a
  * retention pass, starting the recorded tracers), each in a transaction of
  * its own.  An error in a step must not end the worker, whose exit would
  * also cost the next samples: it is caught, the transaction rolled back,
- * and its message handed to the caller to count, record and log.
+ * and its message handed to the caller to count, record and log.  Between
+ * two steps, when the worker wakes up, it handles its interrupts and
+ * reloads the settings if asked to.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "miscadmin.h"
+#include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 
 #include "dolon.h"
@@ -58,4 +63,23 @@ dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller_context);
 	return error;
+}
+
+/*
+ * Handle what woke the worker up between two steps: a shutdown request
+ * ends it here; a reload of the settings is done, and true returned.  A
+ * query cancel is for a statement, such as a custom profiler that ran out
+ * of time; between steps there is none to cancel, so it is dropped.
+ */
+bool
+dolon_between_steps(void)
+{
+	QueryCancelPending = false;
+	CHECK_FOR_INTERRUPTS();
+
+	if (!ConfigReloadPending)
+		return false;
+	ConfigReloadPending = false;
+	ProcessConfigFile(PGC_SIGHUP);
+	return true;
 }

@@ -419,19 +419,8 @@ dolon_tracer_main(Datum main_arg)
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 
-		/*
-		 * A cancel is for a statement, such as a custom profiler that ran
-		 * out of time; between samples there is none to cancel.
-		 */
-		QueryCancelPending = false;
-		CHECK_FOR_INTERRUPTS();
-
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
+		if (dolon_between_steps())
 			apply_settings(&tracer);
-		}
 	}
 }
 
