@@ -5,9 +5,18 @@
 # Source it from bash after setting "top" to the root of the source tree.
 
 PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
-PG_CONFIG=$PG_BIN/pg_config
-PGXS_DIR=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs
+# The server to build for and test against: pg_config says where it is.
+# PG_CONFIG in the environment chooses another installation.
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+export PG_CONFIG
+
+# Where the server's programs and PGXS are, from pg_config (once installed)
+set_server_paths() {
+	[ -x "$PG_CONFIG" ] || return 0
+	PG_BIN=$("$PG_CONFIG" --bindir)
+	PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
+}
+set_server_paths
 
 # Debian packages needed to build dolon and to run its tests
 DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libipc-run-perl"
@@ -36,6 +45,7 @@ ensure_dependencies() {
 	if command -v pg_ctlcluster >/dev/null; then
 		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
 	fi
+	set_server_paths
 }
 
 # Build dolon and install it into the server's directories.
