@@ -9,6 +9,7 @@ OBJS = \
 	src/functions.o \
 	src/guc.o \
 	src/host.o \
+	src/profiler_runner.o \
 	src/profilers.o \
 	src/protocol.o \
 	src/sampling.o \

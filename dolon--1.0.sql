@@ -693,4 +693,4 @@ GRANT SELECT ON tracer, tracers, function_stats, collector, tracing_run,
 GRANT EXECUTE ON FUNCTION start_tracer(text, interval, text, integer, text[]),
     stop_tracer(text), profile(regprocedure), unprofile(regprocedure), clear()
     TO dolon_admin;
-GRANT SELECT, INSERT, DELETE ON tracer_definitions TO dolon_admin;
+GRANT SELECT ON tracer_definitions TO dolon_admin;

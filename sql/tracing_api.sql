@@ -55,8 +55,9 @@ SELECT name, value > 0 AND value < 100 AS plausible
 FROM dolon.diagnostics('virtual_memory_percent', 'memory_use', 'mem_allocation');
 
 --
--- Custom profilers: functions named with their schema, run as
--- dolon.profiler_role with dolon.profiler_timeout
+-- Custom profilers: functions named with their schema.  In a session they
+-- run as the caller, under the session's statement_timeout (in a tracer, as
+-- dolon.profiler_role); what they change is undone after the call
 --
 CREATE SCHEMA app;
 CREATE SCHEMA other;
@@ -75,7 +76,7 @@ CREATE FUNCTION app.slow() RETURNS float8
   LANGUAGE sql AS 'SELECT pg_sleep(5); SELECT 1.0::float8';
 CREATE FUNCTION app.nothing() RETURNS real LANGUAGE sql AS 'SELECT NULL::real';
 CREATE FUNCTION app.runs_as() RETURNS integer LANGUAGE sql
-  AS $$SELECT CASE WHEN current_user = 'regress_dolon_profiler' THEN 1 ELSE 0 END$$;
+  AS $$SELECT CASE WHEN current_user = session_user THEN 1 ELSE 0 END$$;
 CREATE FUNCTION app.writes() RETURNS integer
   LANGUAGE sql AS 'INSERT INTO app.jobs VALUES (0) RETURNING 1';
 CREATE FUNCTION app.not_a_number() RETURNS text LANGUAGE sql AS $$SELECT 'x'$$;
@@ -297,6 +298,33 @@ SELECT dolon.clear();
 SELECT * FROM dolon.tracers;
 RESET ROLE;
 SELECT wait_for_tracer('by_admin', false);
+
+-- In a session, a custom profiler runs with the caller's rights, never the
+-- profiler role's: EXECUTE is checked for the caller, and what the function
+-- reads or writes too
+CREATE TABLE app.secret (v integer);
+INSERT INTO app.secret VALUES (1234);
+GRANT SELECT ON app.secret TO regress_dolon_profiler;
+CREATE FUNCTION app.p_secret() RETURNS integer
+  LANGUAGE sql AS 'SELECT v FROM app.secret';
+REVOKE EXECUTE ON FUNCTION app.p_secret() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.p_secret() TO regress_dolon_profiler;
+CREATE FUNCTION app.p_peek() RETURNS integer
+  LANGUAGE sql AS 'SELECT v FROM app.secret';
+CREATE TABLE app.audit (v integer);
+GRANT INSERT ON app.audit TO regress_dolon_profiler;
+CREATE FUNCTION app.p_insert() RETURNS integer
+  LANGUAGE sql AS 'INSERT INTO app.audit VALUES (1) RETURNING 1';
+GRANT USAGE ON SCHEMA app TO regress_monitor;
+SET ROLE regress_monitor;
+SELECT * FROM dolon.diagnostics('app.p_secret');
+SELECT * FROM dolon.diagnostics('app.p_peek');
+SELECT * FROM dolon.diagnostics('app.p_insert');
+RESET ROLE;
+SELECT count(*) AS audited FROM app.audit;
+-- A superuser's call reads, and what a profiler writes is rolled back
+SELECT * FROM dolon.diagnostics('app.p_secret', 'app.p_insert');
+SELECT count(*) AS audited FROM app.audit;
 
 REVOKE USAGE ON SCHEMA dolon FROM regress_nobody;
 DROP EXTENSION dolon;

@@ -5,20 +5,22 @@
  *
  * Any function without arguments that returns smallint, integer, bigint,
  * real, double precision or numeric can be a profiler.  It is looked up by
- * its qualified name at each sample (a syscache lookup), so that a function
+ * its qualified name at each call (a syscache lookup), so that a function
  * created, or dropped and created again, after the run started is found.
  * It is called through the function manager rather than through SQL text,
- * in a subtransaction of the sample's transaction:
+ * in a subtransaction that is always rolled back, so that nothing a
+ * profiler does outlives its call: not what it writes, not the settings it
+ * changes, SET SESSION included.  EXECUTE is checked as for any call:
  *
- *	- as dolon.profiler_role, which must not be a superuser, with
- *	  SECURITY_RESTRICTED_OPERATION, as the server runs index expressions;
- *	- in a tracer, with a statement timeout of dolon.profiler_timeout (in a
- *	  session calling dolon.diagnostics(), the session's statement_timeout
- *	  applies, which must not be replaced).
+ *	- in a session (dolon.diagnostics()), for the caller, whose rights the
+ *	  function runs with, under the session's statement_timeout;
+ *	- in a tracer's profiler runner (profiler_runner.c), for
+ *	  dolon.profiler_role, which must not be a superuser, and which the
+ *	  function runs as, with SECURITY_RESTRICTED_OPERATION as the server runs
+ *	  index expressions, and with a statement timeout.
  *
- * An error, a timeout or a NULL result makes the value of that sample null
- * and rolls back the subtransaction alone: the other profilers of the row
- * are unaffected, and the caller reports the failure.
+ * An error, a timeout or a NULL result gives no value; the caller reports
+ * it.  The other profilers of the row are unaffected.
  *
  *-------------------------------------------------------------------------
  */
@@ -27,6 +29,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
@@ -153,25 +156,27 @@ result_as_double(Datum result, Oid type)
 	return 0;					/* keep compiler quiet */
 }
 
-static void
-record_failure(DolonSample *sample, const char *message)
+/*
+ * A profiler's name as its list gives it: schema.function.
+ */
+char *
+dolon_profiler_name(const DolonProfilerSpec *spec)
 {
-	sample->profiler_failures++;
-	strlcpy(sample->profiler_error, message, sizeof(sample->profiler_error));
-	if (sample->warn_each_failure)
-		ereport(WARNING,
-				(errmsg("%s", message),
-				 errdetail("The value of the profiler is null.")));
+	return psprintf("%s.%s", quote_identifier(spec->schema),
+					quote_identifier(spec->function));
 }
 
 /*
  * Call the function of a custom profiler, as described at the top of this
- * file.  Returns false if there is no value; a failure is counted in the
- * sample, with its message.
+ * file: with the rights of role if it is valid (a tracer's runner), and
+ * otherwise with the caller's own (a session); with a statement timeout of
+ * timeout_ms unless it is 0.  Whatever the call did is undone after it.
+ * Returns true with the value, or false with the reason there is none in
+ * *error; raises no error of its own.
  */
 bool
-dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
-							 double *value)
+dolon_call_profiler(const DolonProfilerSpec *spec, Oid role, int timeout_ms,
+					double *value, char **error)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
 	ResourceOwner caller_owner = CurrentResourceOwner;
@@ -182,16 +187,12 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 	char	   *detail;
 	char	   *hint;
 
-	if (!OidIsValid(sample->profiler_role))
-		return false;
-
-	problem = dolon_check_profiler_function(&column->custom, &function,
-											&result_type, &detail, &hint);
+	*error = NULL;
+	problem = dolon_check_profiler_function(spec, &function, &result_type,
+											&detail, &hint);
 	if (problem != NULL)
 	{
-		record_failure(sample, psprintf("profiler %s: %s%s%s", column->name,
-										problem, detail ? ": " : "",
-										detail ? detail : ""));
+		*error = detail ? psprintf("%s: %s", problem, detail) : pstrdup(problem);
 		return false;
 	}
 
@@ -201,23 +202,27 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 	{
 		Oid			save_userid;
 		int			save_sec_context;
+		AclResult	aclresult;
 		FmgrInfo	flinfo;
 		LOCAL_FCINFO(fcinfo, 0);
 		Datum		result;
 
-		GetUserIdAndSecContext(&save_userid, &save_sec_context);
-		SetUserIdAndSecContext(sample->profiler_role,
-							   save_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		if (pg_proc_aclcheck(function, sample->profiler_role,
-							 ACL_EXECUTE) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FUNCTION,
-						   get_func_name(function));
+		if (OidIsValid(role))
+		{
+			GetUserIdAndSecContext(&save_userid, &save_sec_context);
+			SetUserIdAndSecContext(role,
+								   save_sec_context |
+								   SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+		}
+		aclresult = pg_proc_aclcheck(function, GetUserId(), ACL_EXECUTE);
+		if (aclresult != ACLCHECK_OK)
+			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(function));
+		InvokeFunctionExecuteHook(function);
 
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (IsBackgroundWorker)
-			enable_timeout_after(STATEMENT_TIMEOUT, dolon_profiler_timeout_ms);
+		if (timeout_ms > 0)
+			enable_timeout_after(STATEMENT_TIMEOUT, timeout_ms);
 
 		fmgr_info(function, &flinfo);
 		InitFunctionCallInfoData(*fcinfo, &flinfo, 0, InvalidOid, NULL, NULL);
@@ -226,41 +231,37 @@ dolon_call_profiler_function(DolonSample *sample, const DolonColumn *column,
 		if (!isnull)
 			*value = result_as_double(result, result_type);
 
-		if (IsBackgroundWorker)
+		if (timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
-		PopActiveSnapshot();
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
 	}
 	PG_CATCH();
 	{
 		ErrorData  *edata;
 
-		if (IsBackgroundWorker)
+		if (timeout_ms > 0)
 			disable_timeout(STATEMENT_TIMEOUT, false);
 		MemoryContextSwitchTo(caller_context);
 		edata = CopyErrorData();
 		FlushErrorState();
-
-		/* This restores the user id and pops the snapshot, too */
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
-
-		record_failure(sample, psprintf("profiler %s: %s", column->name,
-										edata->message));
+		*error = pstrdup(edata->message);
 		FreeErrorData(edata);
-		return false;
 	}
 	PG_END_TRY();
 
+	/*
+	 * Undo what the call did, whether it succeeded or not: what it wrote,
+	 * the settings it changed (SET SESSION included), the user id and the
+	 * snapshot.
+	 */
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(caller_context);
+	CurrentResourceOwner = caller_owner;
+
+	if (*error != NULL)
+		return false;
 	if (isnull)
 	{
-		record_failure(sample, psprintf("profiler %s returned null",
-										column->name));
+		*error = pstrdup("it returned null");
 		return false;
 	}
 	return true;

@@ -12,7 +12,8 @@
  *	profilers.c			profiler lists: parsing, and the columns of a run
  *	sampling.c			the built-in profilers read from shared memory
  *	host.c				the built-in profilers read from /proc
- *	custom_profilers.c	SQL functions used as profilers
+ *	custom_profilers.c	SQL functions used as profilers: checks and calls
+ *	profiler_runner.c	the process that runs a tracer's custom profilers
  *	function_profiling.c counting the calls of profiled functions
  *	protocol.c			encoding and decoding of mnemic messages
  *	transport.c			the UDP socket towards the backend
@@ -36,6 +37,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/uuid.h"
@@ -65,6 +67,9 @@
 
 /* The smallest interval between two samples, in milliseconds */
 #define DOLON_MIN_FREQUENCY_MS 10
+
+/* Custom profilers a tracer can have */
+#define DOLON_MAX_CUSTOM_PROFILERS 64
 
 /*
  * Built-in profilers, in the order they are documented.  Their names are
@@ -204,7 +209,6 @@ typedef struct DolonSample
 {
 	TimestampTz time;
 	DolonSampleHistory *history;
-	Oid			profiler_role;	/* custom profilers run as this role */
 	bool		have_backend_activity;
 	DolonBackendActivity backend_activity;
 	bool		have_waiting_on_locks;
@@ -220,9 +224,6 @@ typedef struct DolonSample
 	bool		server_memory_known;
 	double		server_pss_gb;
 	double		server_private_mb;
-	bool		warn_each_failure;	/* report each failure as a WARNING */
-	int			profiler_failures;	/* custom profilers that failed */
-	char		profiler_error[DOLON_MAX_ERROR_BYTES];	/* the last failure */
 } DolonSample;
 
 /*
@@ -233,6 +234,7 @@ typedef struct DolonTracerStatus
 {
 	slock_t		mutex;
 	pid_t		pid;			/* 0 when the worker is not running */
+	bool		off;			/* the configured tracer, turned off */
 	bool		has_run;		/* false until the first run starts */
 	pg_uuid_t	run_uuid;
 	TimestampTz run_started;
@@ -251,6 +253,29 @@ typedef struct DolonTracerStatus
 } DolonTracerStatus;
 
 /*
+ * What a tracer and the process running its custom profilers exchange: see
+ * profiler_runner.c.  The tracer asks for a round of calls, the runner
+ * answers each call as it ends and the round when it is over.  Under mutex.
+ */
+typedef struct DolonProfilerExchange
+{
+	slock_t		mutex;
+	pid_t		runner_pid;		/* 0 while no runner serves the tracer */
+	Latch	   *runner_latch;
+	Latch	   *tracer_latch;
+	uint64		requested;		/* rounds the tracer asked for */
+	uint64		answered;		/* rounds the runner is done with */
+	TimestampTz deadline;		/* when the current round must be over */
+	int			count;			/* profilers of the round */
+	DolonProfilerSpec specs[DOLON_MAX_CUSTOM_PROFILERS];
+	int			calling;		/* the profiler being called, or -1 */
+	bool		have_value[DOLON_MAX_CUSTOM_PROFILERS];
+	double		values[DOLON_MAX_CUSTOM_PROFILERS];
+	char		errors[DOLON_MAX_CUSTOM_PROFILERS][DOLON_MAX_ERROR_BYTES];
+	char		exit_reason[DOLON_MAX_ERROR_BYTES]; /* why a runner left */
+} DolonProfilerExchange;
+
+/*
  * A slot for one tracer in shared memory.  Slot 0 is the tracer configured
  * in postgresql.conf; the others hold tracers started with
  * dolon.start_tracer().  The definition is written under the slots lock
@@ -267,8 +292,11 @@ typedef struct DolonTracerSlot
 	char		profilers[DOLON_MAX_PROFILERS_BYTES];
 	pg_uuid_t	first_run_uuid;
 	TransactionId start_xid;	/* the worker waits for it to commit */
+	TransactionId record_xid;	/* wrote its row; invalid once it is seen */
 	TransactionId stop_xid;		/* the worker stops when it commits */
+	bool		dropped;		/* its row is gone or changed: it stops */
 	DolonTracerStatus status;
+	DolonProfilerExchange exchange;
 } DolonTracerSlot;
 
 typedef struct DolonSharedState
@@ -278,6 +306,50 @@ typedef struct DolonSharedState
 	int			max_tracers;
 	DolonTracerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } DolonSharedState;
+
+/*
+ * Rate limiting of a repeated log message: at most one report per interval,
+ * saying how many were held back since the previous one.
+ */
+typedef struct DolonLogThrottle
+{
+	TimestampTz last_report;	/* 0 before the first report */
+	int64		suppressed;		/* occurrences held back since then */
+} DolonLogThrottle;
+
+/* A custom profiler left out of a tracer for a while */
+typedef struct DolonLeftOutProfiler
+{
+	DolonProfilerSpec spec;
+	TimestampTz until;
+} DolonLeftOutProfiler;
+
+/*
+ * A tracer's side of the process that runs its custom profilers: see
+ * profiler_runner.c.  Local to the tracer.
+ */
+typedef struct DolonProfilerRunner
+{
+	int			slot_index;
+	DolonProfilerExchange *exchange;
+	const char *tracer_name;
+	struct BackgroundWorkerHandle *handle;	/* NULL until launched */
+	TimestampTz last_launch;
+	bool		round_pending;	/* a round is asked for and not answered */
+	bool		round_abandoned;	/* its runner was terminated */
+	uint64		round;			/* the last round asked for */
+	TimestampTz deadline;		/* ... and when it must be over */
+	bool		asked;			/* was a round asked for at this sample? */
+	const char *not_asked;		/* if not, why */
+	int			custom_count;	/* custom profilers of the run */
+	int			custom_columns[DOLON_MAX_CUSTOM_PROFILERS];	/* their columns */
+	int			custom_calls[DOLON_MAX_CUSTOM_PROFILERS];	/* their calls, or -1 */
+	int			left_out_count;
+	DolonLeftOutProfiler left_out[DOLON_MAX_CUSTOM_PROFILERS];
+	DolonLogThrottle terminate_throttle;
+	DolonLogThrottle replace_throttle;
+	DolonLogThrottle launch_throttle;
+} DolonProfilerRunner;
 
 /* The slot of the tracer configured in postgresql.conf */
 #define CONFIGURED_TRACER_SLOT 0
@@ -318,16 +390,6 @@ typedef struct MnemicMessage
 	float4	   *values;
 	bool	   *nulls;
 } MnemicMessage;
-
-/*
- * Rate limiting of a repeated log message: at most one report per interval,
- * saying how many were held back since the previous one.
- */
-typedef struct DolonLogThrottle
-{
-	TimestampTz last_report;	/* 0 before the first report */
-	int64		suppressed;		/* occurrences held back since then */
-} DolonLogThrottle;
 
 /* dolon.c */
 extern void dolon_require_shared_state(void);
@@ -383,9 +445,24 @@ extern const char *dolon_check_profiler_function(const DolonProfilerSpec *spec,
 												 Oid *function, Oid *result_type,
 												 char **detail, char **hint);
 extern Oid	dolon_profiler_role_oid(char **problem);
-extern bool dolon_call_profiler_function(DolonSample *sample,
-										 const DolonColumn *column,
-										 double *value);
+extern char *dolon_profiler_name(const DolonProfilerSpec *spec);
+extern bool dolon_call_profiler(const DolonProfilerSpec *spec, Oid role,
+								int timeout_ms, double *value, char **error);
+
+/* profiler_runner.c */
+extern void dolon_runner_init(DolonProfilerRunner *runner, int slot_index,
+							  const char *tracer_name);
+extern void dolon_runner_start_round(DolonProfilerRunner *runner,
+									 const DolonColumns *columns);
+extern bool dolon_runner_round_over(DolonProfilerRunner *runner);
+extern TimestampTz dolon_runner_deadline(DolonProfilerRunner *runner);
+extern void dolon_runner_finish_round(DolonProfilerRunner *runner,
+									  const DolonColumns *columns,
+									  double *values, bool *nulls,
+									  int *failures, char *error);
+extern TimestampTz dolon_runner_watch(DolonProfilerRunner *runner);
+extern void dolon_runner_terminate(int slot_index);
+extern PGDLLEXPORT void dolon_profiler_runner_main(Datum main_arg);
 
 /* function_profiling.c */
 extern Size dolon_function_profiling_shmem_size(void);
@@ -421,6 +498,7 @@ extern bool mnemic_sender_send(MnemicSender *sender, const char *data,
 /* transaction.c */
 extern char *dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 									  bool with_snapshot);
+extern void dolon_handle_interrupts(void);
 extern bool dolon_between_steps(void);
 
 /* throttle.c */
@@ -431,7 +509,7 @@ extern bool dolon_throttle_permits(DolonLogThrottle *throttle,
 extern DolonSharedState *dolon_shared;
 extern Size dolon_tracers_shmem_size(void);
 extern void dolon_tracers_shmem_init(void);
-extern void dolon_restore_tracers(void);
+extern char *dolon_restore_tracers(void);
 extern void dolon_request_announcements(void);
 
 /* collector.c */

@@ -27,10 +27,6 @@ PG_FUNCTION_INFO_V1(dolon_active_tasks);
 PG_FUNCTION_INFO_V1(dolon_live_msgs);
 PG_FUNCTION_INFO_V1(dolon_dead_msgs);
 PG_FUNCTION_INFO_V1(dolon_diagnostics);
-PG_FUNCTION_INFO_V1(dolon_tracer_status);
-
-/* Number of columns of dolon.tracer_status() */
-#define TRACER_STATUS_COLS 14
 
 Datum
 dolon_idle(PG_FUNCTION_ARGS)
@@ -81,7 +77,8 @@ dolon_dead_msgs(PG_FUNCTION_ARGS)
  * dolon.diagnostics([VARIADIC profilers text[]]): a row computed now, as one
  * (name, value) pair per column, in column order.  Without arguments, the
  * row the configured tracer would send now; with, the row of those
- * profilers.  Custom profilers run as they would in a tracer; a failure
+ * profilers.  Custom profilers run with the caller's rights, under the
+ * session's statement_timeout, and what they change is undone; a failure
  * gives null and a warning.
  */
 Datum
@@ -140,18 +137,24 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 	memset(&sample, 0, sizeof(sample));
 	sample.time = GetCurrentTimestamp();
 	sample.history = &history;
-	if (dolon_has_custom_profilers(profilers))
-	{
-		char	   *problem;
-
-		sample.profiler_role = dolon_profiler_role_oid(&problem);
-		if (!OidIsValid(sample.profiler_role))
-			ereport(WARNING,
-					(errmsg("custom profilers are not run: %s", problem),
-					 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
-	}
-	sample.warn_each_failure = true;
 	dolon_sample_row(&sample, columns, values, nulls);
+
+	/* Custom profilers run with the caller's rights, as any call would */
+	for (i = 0; i < columns->count; i++)
+	{
+		char	   *error;
+
+		if (columns->items[i].kind != COLUMN_CUSTOM)
+			continue;
+		nulls[i] = !dolon_call_profiler(&columns->items[i].custom, InvalidOid,
+										0, &values[i], &error);
+		if (nulls[i])
+			ereport(WARNING,
+					(errmsg("profiler %s: %s",
+							dolon_profiler_name(&columns->items[i].custom),
+							error),
+					 errdetail("The value of the profiler is null.")));
+	}
 
 	for (i = 0; i < columns->count; i++)
 	{

@@ -79,7 +79,7 @@ dolon_define_settings(void)
 {
 	DefineCustomStringVariable("dolon.host",
 							   "Host name or address of the mnemic backend.",
-							   "The tracer sends its datagrams there over UDP.",
+							   "The configured tracer sends its datagrams there over UDP; empty turns it off.",
 							   &dolon_host,
 							   "localhost",
 							   PGC_SIGHUP,
@@ -297,13 +297,16 @@ dolon_host_is_valid(const char *host, const char **detail, const char **hint)
 	return *detail == NULL;
 }
 
+/*
+ * dolon.host: an empty host turns the configured tracer off.
+ */
 static bool
 check_host(char **newval, void **extra, GucSource source)
 {
 	const char *detail;
 	const char *hint;
 
-	if (dolon_host_is_valid(*newval, &detail, &hint))
+	if ((*newval)[0] == '\0' || dolon_host_is_valid(*newval, &detail, &hint))
 		return true;
 	GUC_check_errdetail("%s", detail);
 	if (hint)

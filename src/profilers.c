@@ -138,6 +138,7 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 	List	   *elements;
 	ListCell   *lc;
 	DolonProfilerList *list;
+	int			custom_count = 0;
 
 	*detail = NULL;
 	*hint = NULL;
@@ -195,6 +196,13 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 			strlcpy(spec->function, lsecond(parts), NAMEDATALEN);
 		}
 
+		if (spec->builtin == PROFILER_CUSTOM &&
+			++custom_count > DOLON_MAX_CUSTOM_PROFILERS)
+		{
+			*detail = psprintf("A list has at most %d custom profilers.",
+							   DOLON_MAX_CUSTOM_PROFILERS);
+			break;
+		}
 		for (i = 0; i < list->count; i++)
 		{
 			if (memcmp(&list->items[i], spec, sizeof(DolonProfilerSpec)) == 0)
@@ -352,7 +360,9 @@ dolon_build_columns(const DolonProfilerList *profilers, bool check_functions)
 }
 
 /*
- * Compute one row: the value of each column, in order.
+ * Compute one row: the value of each column, in order, but those of custom
+ * profilers, which are left null for the caller to fill in: a session calls
+ * them itself, a tracer has its profiler runner call them.
  */
 void
 dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
@@ -371,8 +381,9 @@ dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
 												&nulls[i]);
 				break;
 			case COLUMN_CUSTOM:
-				nulls[i] = !dolon_call_profiler_function(sample, column,
-														 &values[i]);
+				/* Called by the caller, in its own way: see its callers */
+				values[i] = 0;
+				nulls[i] = true;
 				break;
 			case COLUMN_FUNCTION_HITS:
 			case COLUMN_FUNCTION_ACTIVE_INSTANCES:

@@ -25,7 +25,11 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
@@ -41,6 +45,9 @@
 #include "storage/shmem.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "dolon.h"
@@ -82,7 +89,10 @@ dolon_tracers_shmem_init(void)
 	pg_atomic_init_u32(&dolon_shared->announce_requests, 0);
 	dolon_shared->max_tracers = dolon_max_tracers;
 	for (i = 0; i < dolon_max_tracers; i++)
+	{
 		SpinLockInit(&dolon_shared->slots[i].status.mutex);
+		SpinLockInit(&dolon_shared->slots[i].exchange.mutex);
+	}
 	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
 }
 
@@ -145,10 +155,11 @@ typedef struct TracerDefinition
 } TracerDefinition;
 
 /*
- * Take a free slot for a tracer and start its worker.  Raises an error if
- * the name is taken, no slot is free or no worker can start.
+ * Take a free slot for a tracer and start its worker; returns the slot.
+ * Raises an error if the name is taken, no slot is free or no worker can
+ * start.
  */
-static void
+static int
 launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
 	   TransactionId start_xid)
 {
@@ -197,7 +208,9 @@ launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
 	strlcpy(slot->profilers, definition->profilers, sizeof(slot->profilers));
 	slot->first_run_uuid = *first_run_uuid;
 	slot->start_xid = start_xid;
+	slot->record_xid = start_xid;
 	slot->stop_xid = InvalidTransactionId;
+	slot->dropped = false;
 	SpinLockAcquire(&slot->status.mutex);
 	slot->status.pid = 0;
 	slot->status.has_run = false;
@@ -215,6 +228,7 @@ launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
 						definition->name),
 				 errhint("Raise max_worker_processes and restart the server.")));
 	}
+	return i;
 }
 
 /*
@@ -241,24 +255,20 @@ interval_to_ms(const char *name, Interval *frequency)
 }
 
 /*
- * Check the arguments of dolon.start_tracer(), raising an error that names
- * the argument that is wrong.
+ * Check a tracer's definition, raising an error that names what is wrong,
+ * and make its list of profilers canonical.  The arguments of
+ * dolon.start_tracer() and the rows of dolon.tracer_definitions pass the
+ * same checks.
  */
 static void
-check_definition(TracerDefinition *definition, Interval *frequency,
-				 ArrayType *profiler_array)
+check_definition(TracerDefinition *definition)
 {
 	const char *name = definition->name;
 	const char *detail;
 	const char *hint;
-	Datum	   *elements;
-	bool	   *element_nulls;
-	int			count;
-	StringInfoData joined;
 	DolonProfilerList *profilers;
 	char	   *parse_detail;
 	char	   *parse_hint;
-	int			i;
 
 	if (name[0] == '\0' ||
 		pg_mbstrlen_with_len(name, strlen(name)) > DOLON_MAX_TRACER_NAME_CHARS)
@@ -268,7 +278,12 @@ check_definition(TracerDefinition *definition, Interval *frequency,
 				 errdetail("A tracer name has 1 to %d characters.",
 						   DOLON_MAX_TRACER_NAME_CHARS)));
 
-	definition->frequency_ms = interval_to_ms(name, frequency);
+	if (definition->frequency_ms < DOLON_MIN_FREQUENCY_MS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid frequency for tracer \"%s\"", name),
+				 errdetail("The frequency must be between %d ms and %d ms.",
+						   DOLON_MIN_FREQUENCY_MS, INT_MAX)));
 
 	if (!dolon_host_is_valid(definition->host, &detail, &hint))
 		ereport(ERROR,
@@ -284,21 +299,8 @@ check_definition(TracerDefinition *definition, Interval *frequency,
 						definition->port),
 				 errdetail("A port is between 1 and 65535.")));
 
-	deconstruct_array(profiler_array, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elements, &element_nulls, &count);
-	initStringInfo(&joined);
-	for (i = 0; i < count; i++)
-	{
-		if (element_nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("invalid profilers for tracer \"%s\"", name),
-					 errdetail("Profiler %d is null.", i + 1)));
-		appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
-						 TextDatumGetCString(elements[i]));
-	}
-	if (!dolon_parse_profilers(joined.data, &profilers, &parse_detail,
-							   &parse_hint))
+	if (!dolon_parse_profilers(definition->profilers, &profilers,
+							   &parse_detail, &parse_hint))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid profilers for tracer \"%s\"", name),
@@ -335,6 +337,72 @@ check_definition(TracerDefinition *definition, Interval *frequency,
 }
 
 /*
+ * The profilers given to dolon.start_tracer(), as the text of a list.
+ */
+static char *
+profiler_array_text(const char *name, ArrayType *profiler_array)
+{
+	Datum	   *elements;
+	bool	   *element_nulls;
+	int			count;
+	StringInfoData joined;
+	int			i;
+
+	deconstruct_array(profiler_array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &element_nulls, &count);
+	initStringInfo(&joined);
+	for (i = 0; i < count; i++)
+	{
+		if (element_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("invalid profilers for tracer \"%s\"", name),
+					 errdetail("Profiler %d is null.", i + 1)));
+		appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
+						 TextDatumGetCString(elements[i]));
+	}
+	return joined.data;
+}
+
+/*
+ * Change dolon.tracer_definitions, with a constant statement and its
+ * parameters, as the table's owner: no one else may write it, so that it
+ * only holds what dolon.start_tracer() checked.  Returns the rows
+ * processed.
+ */
+static uint64
+write_definitions(const char *statement, int expected, int nargs,
+				  Oid *types, Datum *values)
+{
+	Oid			namespace = get_namespace_oid("dolon", false);
+	Oid			relation = get_relname_relid("tracer_definitions", namespace);
+	HeapTuple	tuple;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	uint64		processed;
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relation));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relation);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	SPI_connect();
+	if (SPI_execute_with_args(statement, nargs, types, values, NULL, false,
+							  0) != expected)
+		elog(ERROR, "could not change dolon.tracer_definitions");
+	processed = SPI_processed;
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return processed;
+}
+
+/*
  * dolon.start_tracer(tracer_name, frequency, host, port, VARIADIC profilers)
  * returns the uuid of the tracer's first run.
  */
@@ -360,10 +428,13 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	require_tracer_database();
 
 	definition.name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	definition.frequency_ms = interval_to_ms(definition.name,
+											 PG_GETARG_INTERVAL_P(1));
 	definition.host = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	definition.port = PG_GETARG_INT32(3);
-	check_definition(&definition, PG_GETARG_INTERVAL_P(1),
-					 PG_GETARG_ARRAYTYPE_P(4));
+	definition.profilers = profiler_array_text(definition.name,
+											   PG_GETARG_ARRAYTYPE_P(4));
+	check_definition(&definition);
 
 	/* Record it; the unique key on the name catches a concurrent twin */
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
@@ -378,13 +449,10 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	row[2] = CStringGetTextDatum(definition.host);
 	row[3] = Int32GetDatum(definition.port);
 	row[4] = CStringGetTextDatum(definition.profilers);
-	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO dolon.tracer_definitions "
-							  "(tracer_name, frequency_ms, host, port, profilers) "
-							  "VALUES ($1, $2, $3, $4, $5)",
-							  5, row_types, row, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not record tracer \"%s\"", definition.name);
-	SPI_finish();
+	(void) write_definitions("INSERT INTO dolon.tracer_definitions "
+							 "(tracer_name, frequency_ms, host, port, profilers) "
+							 "VALUES ($1, $2, $3, $4, $5)",
+							 SPI_OK_INSERT, 5, row_types, row);
 
 	/* The subtransaction's: a start rolled back to a savepoint is none */
 	uuid = palloc(sizeof(pg_uuid_t));
@@ -421,13 +489,9 @@ dolon_stop_tracer(PG_FUNCTION_ARGS)
 				 errmsg("tracer \"%s\" is configured in postgresql.conf", name),
 				 errhint("Change the dolon.* settings to change it.")));
 
-	SPI_connect();
-	if (SPI_execute_with_args("DELETE FROM dolon.tracer_definitions "
-							  "WHERE tracer_name = $1",
-							  1, &arg_type, &arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "could not delete tracer \"%s\"", name);
-	deleted = SPI_processed;
-	SPI_finish();
+	deleted = write_definitions("DELETE FROM dolon.tracer_definitions "
+								"WHERE tracer_name = $1",
+								SPI_OK_DELETE, 1, &arg_type, &arg);
 
 	if (slot < 0 && deleted == 0)
 		ereport(ERROR,
@@ -466,19 +530,59 @@ dolon_stop_tracer(PG_FUNCTION_ARGS)
 }
 
 /*
- * Start the tracers recorded in dolon.tracer_definitions that do not run.
- * Called by the configured tracer, in a transaction in dolon.database.  A
- * record that is no longer valid, or that finds no free slot, is skipped
- * with a warning.
+ * Stop the tracer of a slot whose row in dolon.tracer_definitions is gone,
+ * or no longer holds its definition, unless the row is not visible yet or a
+ * stop is under way.  Called with the lock held.
  */
-void
+static void
+drop_if_unrecorded(DolonTracerSlot *slot)
+{
+	pid_t		pid;
+
+	if (TransactionIdIsValid(slot->record_xid) &&
+		(TransactionIdIsInProgress(slot->record_xid) ||
+		 XidInMVCCSnapshot(slot->record_xid, GetActiveSnapshot()) ||
+		 !TransactionIdDidCommit(slot->record_xid)))
+		return;
+	if (TransactionIdIsValid(slot->stop_xid) &&
+		!TransactionIdDidAbort(slot->stop_xid))
+		return;
+
+	slot->dropped = true;
+	SpinLockAcquire(&slot->status.mutex);
+	pid = slot->status.pid;
+	SpinLockRelease(&slot->status.mutex);
+	if (pid != 0)
+	{
+		PGPROC	   *proc = BackendPidGetProc(pid);
+
+		if (proc != NULL)
+			SetLatch(&proc->procLatch);
+	}
+}
+
+/*
+ * Bring the tracers started from SQL in line with dolon.tracer_definitions:
+ * start those recorded that do not run, stop those that run without a row
+ * or with another definition than their row's.  Every row passes the
+ * checks of dolon.start_tracer() first; one that fails them, or finds no
+ * free slot or worker, is skipped, and tried again at the next call.
+ * Called by the configured tracer, in a transaction with a snapshot, in
+ * dolon.database, at its start and every few seconds.  Returns what was
+ * skipped and why, one line a row, or NULL.
+ */
+char *
 dolon_restore_tracers(void)
 {
+	StringInfoData skipped;
+	bool	   *recorded;
 	uint64		i;
 
 	if (!OidIsValid(get_extension_oid("dolon", true)))
-		return;
+		return NULL;
 
+	initStringInfo(&skipped);
+	recorded = palloc0(dolon_shared->max_tracers * sizeof(bool));
 	SPI_connect();
 	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers "
 					"FROM dolon.tracer_definitions ORDER BY tracer_name",
@@ -491,9 +595,8 @@ dolon_restore_tracers(void)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		TracerDefinition definition;
 		bool		isnull;
-		bool		running;
-		pg_uuid_t	uuid;
 		MemoryContext context = CurrentMemoryContext;
+		ResourceOwner owner = CurrentResourceOwner;
 
 		definition.name = SPI_getvalue(tuple, desc, 1);
 		definition.frequency_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
@@ -501,21 +604,39 @@ dolon_restore_tracers(void)
 		definition.port = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
 		definition.profilers = SPI_getvalue(tuple, desc, 5);
 
-		LWLockAcquire(dolon_shared->lock, LW_SHARED);
-		running = find_tracer(definition.name, CONFIGURED_TRACER_SLOT) >= 0;
-		LWLockRelease(dolon_shared->lock);
-		if (running)
-			continue;
-
-		/* No uuid was promised to anyone: the worker makes its own */
-		memset(&uuid, 0, sizeof(uuid));
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(context);
 		PG_TRY();
 		{
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(context);
-			launch(&definition, &uuid, InvalidTransactionId);
+			int			slot;
+
+			check_definition(&definition);
+
+			LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+			slot = find_tracer(definition.name, CONFIGURED_TRACER_SLOT + 1);
+			if (slot >= 0)
+			{
+				DolonTracerSlot *running = &dolon_shared->slots[slot];
+
+				recorded[slot] =
+					running->frequency_ms == definition.frequency_ms &&
+					strcmp(running->host, definition.host) == 0 &&
+					running->port == definition.port &&
+					strcmp(running->profilers, definition.profilers) == 0;
+				if (recorded[slot])
+					running->record_xid = InvalidTransactionId;
+			}
+			LWLockRelease(dolon_shared->lock);
+
+			if (slot < 0)
+			{
+				/* No uuid was promised to anyone: the worker makes its own */
+				pg_uuid_t	uuid;
+
+				memset(&uuid, 0, sizeof(uuid));
+				recorded[launch(&definition, &uuid, InvalidTransactionId)] = true;
+			}
 			ReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(context);
 		}
 		PG_CATCH();
 		{
@@ -525,15 +646,27 @@ dolon_restore_tracers(void)
 			edata = CopyErrorData();
 			FlushErrorState();
 			RollbackAndReleaseCurrentSubTransaction();
-			MemoryContextSwitchTo(context);
-			ereport(WARNING,
-					(errmsg("could not restore tracer \"%s\": %s",
-							definition.name, edata->message)));
+			appendStringInfo(&skipped, "%stracer \"%s\": %s%s%s",
+							 skipped.len > 0 ? "\n" : "", definition.name,
+							 edata->message, edata->detail ? " " : "",
+							 edata->detail ? edata->detail : "");
 			FreeErrorData(edata);
 		}
 		PG_END_TRY();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
 	}
 	SPI_finish();
+
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	for (i = CONFIGURED_TRACER_SLOT + 1; i < dolon_shared->max_tracers; i++)
+	{
+		if (dolon_shared->slots[i].in_use && !recorded[i])
+			drop_if_unrecorded(&dolon_shared->slots[i]);
+	}
+	LWLockRelease(dolon_shared->lock);
+
+	return skipped.len > 0 ? skipped.data : NULL;
 }
 
 /*
@@ -570,7 +703,7 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 		memcpy(&status, &slot->status, sizeof(status));
 		SpinLockRelease(&slot->status.mutex);
 		LWLockRelease(dolon_shared->lock);
-		if (!in_use)
+		if (!in_use || status.off)
 			continue;
 
 		memset(nulls, 0, sizeof(nulls));

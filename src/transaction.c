@@ -66,16 +66,26 @@ dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 }
 
 /*
- * Handle what woke the worker up between two steps: a shutdown request
- * ends it here; a reload of the settings is done, and true returned.  A
- * query cancel is for a statement, such as a custom profiler that ran out
- * of time; between steps there is none to cancel, so it is dropped.
+ * Handle the interrupts of a worker outside its steps: a shutdown request
+ * ends it here.  A query cancel is for a statement, such as a custom
+ * profiler that ran out of time; outside a step there is none to cancel,
+ * so it is dropped.
+ */
+void
+dolon_handle_interrupts(void)
+{
+	QueryCancelPending = false;
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Handle what woke the worker up between two steps: its interrupts, and a
+ * reload of the settings, which is done, and true returned.
  */
 bool
 dolon_between_steps(void)
 {
-	QueryCancelPending = false;
-	CHECK_FOR_INTERRUPTS();
+	dolon_handle_interrupts();
 
 	if (!ConfigReloadPending)
 		return false;

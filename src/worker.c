@@ -29,10 +29,13 @@
  * late, restarts or lost the first datagram still learns the run; a backend
  * ignores a run it already knows.
  *
- * Each sample runs in a transaction of its own: table statistics and custom
- * profilers need one, and its end discards every snapshot of statistics, so
- * the next sample sees fresh values.  An error in a sample is caught and
- * logged (rate-limited), the row is sent with nulls, and the worker goes on.
+ * Each sample runs in a transaction of its own: table statistics need one,
+ * and its end discards every snapshot of statistics, so the next sample
+ * sees fresh values.  An error in a sample is caught and logged
+ * (rate-limited), the row is sent with nulls, and the worker goes on.  The
+ * tracer never runs custom profilers itself: its profiler runner does, and
+ * the tracer waits for their values at most dolon.profiler_timeout (see
+ * profiler_runner.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -65,11 +68,19 @@
 /* While a stop waits for its transaction, look at it this often */
 #define DOLON_STOP_POLL_MS 100
 
+/*
+ * The configured tracer brings the running tracers in line with
+ * dolon.tracer_definitions this often
+ */
+#define DOLON_RESTORE_INTERVAL_MS 10000
+
 typedef struct Tracer
 {
 	int			slot_index;
 	DolonTracerSlot *slot;
 	bool		configured;		/* the tracer of postgresql.conf? */
+	bool		off;			/* configured, with an empty dolon.host */
+	TimestampTz next_restore;	/* configured: see restore_started_tracers() */
 
 	/* The definition in force */
 	char		name[DOLON_MAX_TRACER_NAME_BYTES];
@@ -98,11 +109,14 @@ typedef struct Tracer
 
 	TimestampTz next_sample;
 	DolonSampleHistory history;
+	DolonProfilerRunner runner; /* runs the custom profilers */
 	StringInfoData message;
 	DolonLogThrottle send_throttle;
 	DolonLogThrottle recovery_throttle;
 	DolonLogThrottle sample_throttle;
 	DolonLogThrottle role_throttle;
+	DolonLogThrottle restore_throttle;
+	char	   *restore_skipped;	/* what the last restore skipped, and why */
 	DolonLogThrottle profiler_throttle;
 } Tracer;
 
@@ -170,17 +184,22 @@ status_record_error(Tracer *tracer, const char *error)
 
 /*
  * on_shmem_exit callback: the worker is gone, unless another one has taken
- * the slot since.
+ * the slot since, and so is the runner of its custom profilers.
  */
 static void
 tracer_status_detach(int code, Datum arg)
 {
-	DolonTracerStatus *status = &dolon_shared->slots[DatumGetInt32(arg)].status;
+	int			slot = DatumGetInt32(arg);
+	DolonTracerStatus *status = &dolon_shared->slots[slot].status;
+	bool		ours;
 
 	SpinLockAcquire(&status->mutex);
-	if (status->pid == MyProcPid)
+	ours = status->pid == MyProcPid;
+	if (ours)
 		status->pid = 0;
 	SpinLockRelease(&status->mutex);
+	if (ours)
+		dolon_runner_terminate(slot);
 }
 
 /*
@@ -283,13 +302,16 @@ load_started_tracer(Tracer *tracer)
 }
 
 /*
- * Has the transaction that stopped this tracer committed?  A stop that
- * rolled back is forgotten.  *pending is set while it is still running.
+ * Must this tracer stop?  When the transaction that stopped it has
+ * committed, or its row of dolon.tracer_definitions is gone; a stop that
+ * rolled back is forgotten.  *pending is set while a stop's transaction is
+ * still running.
  */
 static bool
 stop_committed(Tracer *tracer, bool *pending)
 {
 	TransactionId stop_xid;
+	bool		dropped;
 
 	*pending = false;
 	if (tracer->configured)
@@ -297,7 +319,11 @@ stop_committed(Tracer *tracer, bool *pending)
 
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
 	stop_xid = tracer->slot->stop_xid;
+	dropped = tracer->slot->dropped;
 	LWLockRelease(dolon_shared->lock);
+	if (dropped)
+		release_slot_and_exit(tracer,
+							  "stopped: its row of dolon.tracer_definitions was deleted or changed");
 	if (!TransactionIdIsValid(stop_xid))
 		return false;
 
@@ -317,24 +343,48 @@ stop_committed(Tracer *tracer, bool *pending)
 }
 
 /*
- * Start the tracers recorded by dolon.start_tracer() that do not run yet.
- * An error is logged, and the configured tracer goes on.
+ * Bring the tracers started from SQL in line with dolon.tracer_definitions
+ * (see dolon_restore_tracers()).  What could not be started, and why, is
+ * logged when it changes; an error is logged, and the configured tracer
+ * goes on.
  */
 static void
 restore_step(void *arg)
 {
-	dolon_restore_tracers();
+	char	  **skipped = (char **) arg;
+	char	   *result = dolon_restore_tracers();
+
+	*skipped = result ? MemoryContextStrdup(TopMemoryContext, result) : NULL;
 }
 
 static void
-restore_started_tracers(void)
+restore_started_tracers(Tracer *tracer)
 {
-	char	   *error = dolon_run_in_transaction(restore_step, NULL, true);
+	char	   *skipped = NULL;
+	char	   *error = dolon_run_in_transaction(restore_step, &skipped, true);
+	int64		suppressed;
 
 	if (error != NULL)
+	{
+		if (dolon_throttle_permits(&tracer->restore_throttle, &suppressed))
+			ereport(WARNING,
+					(errmsg("dolon could not start the tracers recorded by dolon.start_tracer(): %s",
+							error)));
+		pfree(error);
+		return;
+	}
+
+	if (skipped != NULL &&
+		(tracer->restore_skipped == NULL ||
+		 strcmp(skipped, tracer->restore_skipped) != 0))
 		ereport(WARNING,
-				(errmsg("dolon could not start the tracers recorded by dolon.start_tracer(): %s",
-						error)));
+				(errmsg("dolon does not run some tracers of dolon.tracer_definitions"),
+				 errdetail("%s", skipped),
+				 errhint("They are tried again every %d seconds; dolon.stop_tracer() removes one.",
+						 DOLON_RESTORE_INTERVAL_MS / 1000)));
+	if (tracer->restore_skipped != NULL)
+		pfree(tracer->restore_skipped);
+	tracer->restore_skipped = skipped;
 }
 
 /*
@@ -372,30 +422,35 @@ dolon_tracer_main(Datum main_arg)
 											   ALLOCSET_SMALL_SIZES);
 	mnemic_sender_init(&tracer.sender);
 	initStringInfo(&tracer.message);
+	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);
 
-	if (tracer.configured)
-		restore_started_tracers();
-	else
+	if (!tracer.configured)
 		load_started_tracer(&tracer);
 
 	apply_settings(&tracer);
 	tracer.next_sample = GetCurrentTimestamp();
 
-	ereport(LOG,
-			(errmsg("dolon tracer \"%s\" started, sending to \"%s\" port %d every %d ms",
-					tracer.name, tracer.sender.host, tracer.sender.port,
-					tracer.frequency_ms)));
-
 	for (;;)
 	{
 		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz watch;
 		bool		stop_pending;
 		long		timeout;
 
 		if (stop_committed(&tracer, &stop_pending))
 			release_slot_and_exit(&tracer, "stopped");
 
-		if (now >= tracer.next_sample)
+		if (tracer.configured && now >= tracer.next_restore)
+		{
+			restore_started_tracers(&tracer);
+			now = GetCurrentTimestamp();
+			tracer.next_restore = TimestampTzPlusMilliseconds(now,
+															  DOLON_RESTORE_INTERVAL_MS);
+		}
+
+		if (tracer.off)
+			tracer.next_sample = DT_NOEND;
+		else if (now >= tracer.next_sample)
 		{
 			TimestampTz due = tracer.next_sample;
 			int64		interval_us = (int64) tracer.frequency_ms * 1000;
@@ -411,9 +466,14 @@ dolon_tracer_main(Datum main_arg)
 					interval_us;
 		}
 
-		timeout = (tracer.next_sample - now + 999) / 1000;
+		timeout = (Min(tracer.next_sample, tracer.configured ?
+					   tracer.next_restore : DT_NOEND) - now + 999) / 1000;
 		if (stop_pending)
 			timeout = Min(timeout, DOLON_STOP_POLL_MS);
+		watch = dolon_runner_watch(&tracer.runner);
+		if (watch != 0)
+			timeout = Min(timeout, (watch - now + 999) / 1000);
+		timeout = Max(timeout, 0);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
@@ -465,18 +525,52 @@ apply_settings(Tracer *tracer)
 		tracer->frequency_ms = dolon_frequency_ms;
 
 		/* Move the next sample to one interval after the last one */
-		if (old_frequency_ms != 0)
+		if (old_frequency_ms != 0 && !tracer->off)
 			tracer->next_sample += ((int64) tracer->frequency_ms -
 									old_frequency_ms) * 1000;
+
+		/* An empty host turns the configured tracer off */
+		if (dolon_host[0] == '\0')
+		{
+			if (!tracer->off || old_frequency_ms == 0)
+				ereport(LOG,
+						(errmsg("dolon tracer \"%s\" is off: dolon.host is empty",
+								tracer->name)));
+			tracer->off = true;
+			SpinLockAcquire(&status->mutex);
+			status->off = true;
+			SpinLockRelease(&status->mutex);
+			dolon_runner_terminate(tracer->slot_index);
+			return;
+		}
+		if (tracer->off)
+		{
+			tracer->off = false;
+			tracer->run_outdated = true;
+			tracer->next_sample = GetCurrentTimestamp();
+			old_frequency_ms = 0;
+		}
+		if (old_frequency_ms == 0)
+			ereport(LOG,
+					(errmsg("dolon tracer \"%s\" started, sending to \"%s\" port %d every %d ms",
+							tracer->name, tracer->host, tracer->port,
+							tracer->frequency_ms)));
 	}
 	else
+	{
 		tracer->run_outdated = tracer->columns == NULL;
+		ereport(LOG,
+				(errmsg("dolon tracer \"%s\" started, sending to \"%s\" port %d every %d ms",
+						tracer->name, tracer->host, tracer->port,
+						tracer->frequency_ms)));
+	}
 
 	/* A new backend must learn the run */
 	if (mnemic_sender_set_target(&tracer->sender, tracer->host, tracer->port))
 		tracer->announce_pending = true;
 
 	SpinLockAcquire(&status->mutex);
+	status->off = false;
 	strlcpy(status->host, tracer->host, sizeof(status->host));
 	status->port = tracer->port;
 	status->frequency_ms = tracer->frequency_ms;
@@ -524,49 +618,48 @@ start_run(Tracer *tracer)
 }
 
 /*
- * The role custom profilers run as, or InvalidOid, with a warning, if there
- * are custom profilers and no fit role.
+ * Can the custom profilers run?  Not without a fit dolon.profiler_role: a
+ * warning says so.  Needs a transaction.
  */
-static Oid
-profiler_role(Tracer *tracer)
+static bool
+custom_profilers_can_run(Tracer *tracer)
 {
 	char	   *problem;
-	Oid			role;
 	int64		suppressed;
 
 	if (!dolon_has_custom_profilers(tracer->profilers))
-		return InvalidOid;
-	role = dolon_profiler_role_oid(&problem);
-	if (!OidIsValid(role) &&
-		dolon_throttle_permits(&tracer->role_throttle, &suppressed))
+		return false;
+	if (OidIsValid(dolon_profiler_role_oid(&problem)))
+		return true;
+	if (dolon_throttle_permits(&tracer->role_throttle, &suppressed))
 		ereport(WARNING,
 				(errmsg("dolon tracer \"%s\" does not run its custom profilers: %s",
 						tracer->name, problem),
 				 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
-	return role;
+	return false;
 }
 
 /*
- * Report the failures of custom profilers in a sample.
+ * Report the failures of custom profilers in a sample: how many, and the
+ * message of the last.
  */
 static void
-report_profiler_failures(Tracer *tracer, DolonSample *sample)
+report_profiler_failures(Tracer *tracer, int failures, const char *error)
 {
 	DolonTracerStatus *status = &tracer->slot->status;
 	int64		suppressed;
 
-	if (sample->profiler_failures == 0)
+	if (failures == 0)
 		return;
 
 	SpinLockAcquire(&status->mutex);
-	status->profiler_errors += sample->profiler_failures;
+	status->profiler_errors += failures;
 	SpinLockRelease(&status->mutex);
-	status_record_error(tracer, sample->profiler_error);
+	status_record_error(tracer, error);
 
 	if (dolon_throttle_permits(&tracer->profiler_throttle, &suppressed))
 		ereport(WARNING,
-				(errmsg("dolon tracer \"%s\": %s", tracer->name,
-						sample->profiler_error),
+				(errmsg("dolon tracer \"%s\": %s", tracer->name, error),
 				 errdetail("The value is null in this row; the other profilers are unaffected."),
 				 suppressed > 0 ?
 				 errhint("%lld more profiler failures were not logged since the last report.",
@@ -578,6 +671,7 @@ typedef struct SampleStep
 {
 	Tracer	   *tracer;
 	DolonSample *sample;
+	bool		run_custom;		/* are there custom profilers to run? */
 } SampleStep;
 
 static void
@@ -590,9 +684,59 @@ sample_step(void *arg)
 		tracer->function_set_generation != dolon_profiled_functions_generation())
 		start_run(tracer);
 	step->sample->time = GetCurrentTimestamp();
-	step->sample->profiler_role = profiler_role(tracer);
+	step->run_custom = custom_profilers_can_run(tracer);
 	dolon_sample_row(step->sample, tracer->columns, tracer->values,
 					 tracer->nulls);
+}
+
+/*
+ * Has dolon.stop_tracer() been called on this tracer, committed or not?
+ */
+static bool
+stop_requested(Tracer *tracer)
+{
+	TransactionId stop_xid;
+
+	if (tracer->configured)
+		return false;
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	stop_xid = tracer->slot->stop_xid;
+	LWLockRelease(dolon_shared->lock);
+	return TransactionIdIsValid(stop_xid);
+}
+
+/*
+ * Have the runner call the custom profilers, and wait for their values at
+ * most dolon.profiler_timeout.  The worker stays responsive while it waits:
+ * a shutdown ends it, and a reload or a stop ends the wait, the row going
+ * out with the values that came.
+ */
+static void
+run_custom_profilers(Tracer *tracer, int *failures, char *error)
+{
+	dolon_runner_start_round(&tracer->runner, tracer->columns);
+	while (!dolon_runner_round_over(&tracer->runner))
+	{
+		long		timeout;
+
+		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+												  dolon_runner_deadline(&tracer->runner));
+		if (timeout <= 0)
+			break;
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		dolon_handle_interrupts();
+		if (ConfigReloadPending || stop_requested(tracer))
+		{
+			/* for the worker's loop to act on at once */
+			SetLatch(MyLatch);
+			break;
+		}
+	}
+	dolon_runner_finish_round(&tracer->runner, tracer->columns,
+							  tracer->values, tracer->nulls, failures, error);
 }
 
 /*
@@ -605,11 +749,13 @@ take_sample(Tracer *tracer)
 {
 	DolonTracerStatus *status = &tracer->slot->status;
 	DolonSample sample;
-	SampleStep	step = {tracer, &sample};
+	SampleStep	step = {tracer, &sample, false};
 	instr_time	start;
 	instr_time	duration;
 	double		duration_us;
 	char	   *error;
+	int			profiler_failures = 0;
+	char		profiler_error[DOLON_MAX_ERROR_BYTES];
 
 	memset(&sample, 0, sizeof(sample));
 	sample.history = &tracer->history;
@@ -634,6 +780,8 @@ take_sample(Tracer *tracer)
 							   (long long) suppressed) : 0));
 		pfree(error);
 	}
+	else if (step.run_custom)
+		run_custom_profilers(tracer, &profiler_failures, profiler_error);
 
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
@@ -645,7 +793,7 @@ take_sample(Tracer *tracer)
 	status->samples++;
 	SpinLockRelease(&status->mutex);
 
-	report_profiler_failures(tracer, &sample);
+	report_profiler_failures(tracer, profiler_failures, profiler_error);
 
 	/* Flush the statistics of the catalog reads, at most once a second */
 	pgstat_report_stat(false);
