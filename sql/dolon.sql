@@ -104,6 +104,7 @@ ALTER SYSTEM SET dolon.profilers = 'idle, bogus';
 ALTER SYSTEM SET dolon.profilers = 'idle, live_msgs, idle';
 ALTER SYSTEM SET dolon.profilers = '';
 ALTER SYSTEM SET dolon.profilers = 'idle, "unterminated';
+-- An empty host is accepted: it turns the configured tracer off
 ALTER SYSTEM SET dolon.host = '';
 ALTER SYSTEM SET dolon.host = 'a host';
 ALTER SYSTEM SET dolon.host = '[::1]';

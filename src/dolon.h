@@ -189,16 +189,27 @@ typedef struct DolonCpuReading
 	bool		valid;
 } DolonCpuReading;
 
+/* The database counters as read at some time */
+typedef struct DolonCounterReading
+{
+	TimestampTz time;
+	DolonDatabaseCounters counters;
+} DolonCounterReading;
+
+/* Readings of the database counters kept for the rates: see sampling.c */
+#define DOLON_COUNTER_READINGS 32
+
 /*
  * The state a process keeps from one sample to the next, for the profilers
- * that measure a change since the previous sample.
+ * that measure a change: the CPU since the previous sample, the database
+ * counters over a window of recent readings (a ring).
  */
 typedef struct DolonSampleHistory
 {
 	DolonCpuReading cpu;
-	bool		have_counters;
-	DolonDatabaseCounters counters;
-	TimestampTz counters_time;
+	int			readings;		/* in the ring */
+	int			newest;			/* index of the newest reading */
+	DolonCounterReading ring[DOLON_COUNTER_READINGS];
 } DolonSampleHistory;
 
 /*
@@ -265,10 +276,11 @@ typedef struct DolonProfilerExchange
 	Latch	   *tracer_latch;
 	uint64		requested;		/* rounds the tracer asked for */
 	uint64		answered;		/* rounds the runner is done with */
-	TimestampTz deadline;		/* when the current round must be over */
+	int			timeout_ms;		/* of each call of the current round */
 	int			count;			/* profilers of the round */
 	DolonProfilerSpec specs[DOLON_MAX_CUSTOM_PROFILERS];
 	int			calling;		/* the profiler being called, or -1 */
+	TimestampTz call_started;	/* ... since when */
 	bool		have_value[DOLON_MAX_CUSTOM_PROFILERS];
 	double		values[DOLON_MAX_CUSTOM_PROFILERS];
 	char		errors[DOLON_MAX_CUSTOM_PROFILERS][DOLON_MAX_ERROR_BYTES];
@@ -338,7 +350,8 @@ typedef struct DolonProfilerRunner
 	bool		round_pending;	/* a round is asked for and not answered */
 	bool		round_abandoned;	/* its runner was terminated */
 	uint64		round;			/* the last round asked for */
-	TimestampTz deadline;		/* ... and when it must be over */
+	int			timeout_ms;		/* ... the timeout of each of its calls */
+	TimestampTz deadline;		/* ... and when the tracer stops waiting */
 	bool		asked;			/* was a round asked for at this sample? */
 	const char *not_asked;		/* if not, why */
 	int			custom_count;	/* custom profilers of the run */

@@ -14,14 +14,13 @@
  * DolonProfilerExchange in shared memory and sets its latch; the runner
  * answers each call as it ends and the round when it is over, and sets the
  * tracer's latch.  The tracer waits for the round at most
- * dolon.profiler_timeout, responsive all along, and sends the row with the
- * values that came; a round still under way at the next sample leaves that
- * sample's custom values null.
+ * dolon.profiler_timeout a call, responsive all along, and sends the row
+ * with the values that came; a round still under way at the next sample
+ * leaves that sample's custom values null.
  *
  * The runner calls the profilers one after the other as
  * dolon.profiler_role (see custom_profilers.c), each with a statement
- * timeout of what is left of dolon.profiler_timeout, and undoes what each
- * call did.  Between rounds it also releases the session advisory locks and
+ * timeout of dolon.profiler_timeout, and undoes what each call did.  Between rounds it also releases the session advisory locks and
  * drops the prepared statements that profilers took.  What cannot be undone
  * (a setting a profiler defined stays defined, caches grow) is bounded: a
  * runner that holds too many new settings or too much more memory than
@@ -83,7 +82,7 @@ static emit_log_hook_type prev_emit_log_hook = NULL;
 typedef struct RunnerRound
 {
 	uint64		number;
-	TimestampTz deadline;
+	int			timeout_ms;
 	int			count;
 	DolonProfilerSpec specs[DOLON_MAX_CUSTOM_PROFILERS];
 } RunnerRound;
@@ -338,11 +337,12 @@ dolon_runner_start_round(DolonProfilerRunner *runner,
 		return;
 	}
 
+	runner->timeout_ms = dolon_profiler_timeout_ms;
 	runner->deadline = TimestampTzPlusMilliseconds(now,
-												   dolon_profiler_timeout_ms);
+												   (int64) count * runner->timeout_ms);
 	SpinLockAcquire(&exchange->mutex);
 	runner->round = ++exchange->requested;
-	exchange->deadline = runner->deadline;
+	exchange->timeout_ms = runner->timeout_ms;
 	exchange->count = count;
 	memcpy(exchange->specs, specs, count * sizeof(DolonProfilerSpec));
 	memset(exchange->have_value, 0, sizeof(exchange->have_value));
@@ -414,8 +414,8 @@ dolon_runner_finish_round(DolonProfilerRunner *runner,
 			SpinLockRelease(&exchange->mutex);
 			if (!have_value && message[0] == '\0')
 				snprintf(message, sizeof(message),
-						 "no value within dolon.profiler_timeout (%d ms)",
-						 dolon_profiler_timeout_ms);
+						 "no value in time (dolon.profiler_timeout is %d ms a call)",
+						 runner->timeout_ms);
 		}
 
 		nulls[column] = !have_value;
@@ -429,9 +429,9 @@ dolon_runner_finish_round(DolonProfilerRunner *runner,
 
 /*
  * Watch over the round under way: a call that still runs
- * DOLON_CANCEL_GRACE_MS after its cancel ends its runner, and its profiler
- * is left out for a while.  Returns when to look again, or 0 if there is
- * nothing to watch.
+ * DOLON_CANCEL_GRACE_MS after its cancel (its timeout) ends its runner, and
+ * its profiler is left out for a while.  Returns when to look again, or 0
+ * if there is nothing to watch.
  */
 TimestampTz
 dolon_runner_watch(DolonProfilerRunner *runner)
@@ -440,53 +440,54 @@ dolon_runner_watch(DolonProfilerRunner *runner)
 	TimestampTz now;
 	TimestampTz end;
 	DolonProfilerSpec spec;
-	bool		have_spec = false;
+	bool		calling = false;
 	pid_t		pid;
 	int64		suppressed;
 
 	if (runner->round_abandoned || !round_pending(runner))
 		return 0;
 
-	end = TimestampTzPlusMilliseconds(runner->deadline, DOLON_CANCEL_GRACE_MS);
 	now = GetCurrentTimestamp();
-	if (now < end)
-		return end;
-
 	SpinLockAcquire(&exchange->mutex);
 	pid = exchange->runner_pid;
 	if (exchange->requested == runner->round && exchange->calling >= 0)
 	{
 		spec = exchange->specs[exchange->calling];
-		have_spec = true;
+		end = TimestampTzPlusMilliseconds(exchange->call_started,
+										  (int64) exchange->timeout_ms +
+										  DOLON_CANCEL_GRACE_MS);
+		calling = true;
 	}
 	SpinLockRelease(&exchange->mutex);
+
+	if (!calling)
+		return TimestampTzPlusMilliseconds(now, DOLON_CANCEL_GRACE_MS);
+	if (now < end)
+		return end;
 
 	if (pid != 0)
 		kill(pid, SIGTERM);
 	runner->round_abandoned = true;
 
-	if (have_spec)
+	if (runner->left_out_count < DOLON_MAX_CUSTOM_PROFILERS &&
+		left_out(runner, &spec, now) == NULL)
 	{
-		if (runner->left_out_count < DOLON_MAX_CUSTOM_PROFILERS &&
-			left_out(runner, &spec, now) == NULL)
-		{
-			DolonLeftOutProfiler *entry = &runner->left_out[runner->left_out_count++];
+		DolonLeftOutProfiler *entry = &runner->left_out[runner->left_out_count++];
 
-			entry->spec = spec;
-			entry->until = TimestampTzPlusMilliseconds(now,
-													   DOLON_LEFT_OUT_SECONDS * 1000);
-		}
-		if (dolon_throttle_permits(&runner->terminate_throttle, &suppressed))
-			ereport(WARNING,
-					(errmsg("dolon tracer \"%s\": custom profiler %s did not end within %d ms of its cancel; its process was terminated, and the profiler is left out of this tracer for %d s",
-							runner->tracer_name, dolon_profiler_name(&spec),
-							DOLON_CANCEL_GRACE_MS, DOLON_LEFT_OUT_SECONDS),
-					 errdetail("Its timeout, dolon.profiler_timeout, is %d ms.",
-							   dolon_profiler_timeout_ms),
-					 suppressed > 0 ?
-					 errhint("%lld more profilers were ended since the last report.",
-							 (long long) suppressed) : 0));
+		entry->spec = spec;
+		entry->until = TimestampTzPlusMilliseconds(now,
+												   DOLON_LEFT_OUT_SECONDS * 1000);
 	}
+	if (dolon_throttle_permits(&runner->terminate_throttle, &suppressed))
+		ereport(WARNING,
+				(errmsg("dolon tracer \"%s\": custom profiler %s did not end within %d ms of its cancel; its process was terminated, and the profiler is left out of this tracer for %d s",
+						runner->tracer_name, dolon_profiler_name(&spec),
+						DOLON_CANCEL_GRACE_MS, DOLON_LEFT_OUT_SECONDS),
+				 errdetail("Its timeout, dolon.profiler_timeout, is %d ms.",
+						   runner->timeout_ms),
+				 suppressed > 0 ?
+				 errhint("%lld more profilers were ended since the last report.",
+						 (long long) suppressed) : 0));
 	return 0;
 }
 
@@ -602,26 +603,22 @@ round_step(void *arg)
 	for (i = 0; i < round->count; i++)
 	{
 		const DolonProfilerSpec *spec = &round->specs[i];
-		long		remaining_ms;
 		double		value = 0;
 		char	   *error = NULL;
 		bool		have_value = false;
 
-		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-													   round->deadline);
 		if (!OidIsValid(role))
 			error = problem;
-		else if (remaining_ms <= 0)
-			error = "not called: the profilers before it used up dolon.profiler_timeout";
 		else
 		{
 			SpinLockAcquire(&runner_exchange->mutex);
 			runner_exchange->calling = i;
+			runner_exchange->call_started = GetCurrentTimestamp();
 			SpinLockRelease(&runner_exchange->mutex);
 
 			runner_calling = dolon_profiler_name(spec);
 			pgstat_report_activity(STATE_RUNNING, runner_calling);
-			have_value = dolon_call_profiler(spec, role, (int) remaining_ms,
+			have_value = dolon_call_profiler(spec, role, round->timeout_ms,
 											 &value, &error);
 			runner_calling = NULL;
 		}
@@ -645,7 +642,7 @@ run_round(void)
 
 	SpinLockAcquire(&runner_exchange->mutex);
 	round.number = runner_exchange->requested;
-	round.deadline = runner_exchange->deadline;
+	round.timeout_ms = runner_exchange->timeout_ms;
 	round.count = runner_exchange->count;
 	memcpy(round.specs, runner_exchange->specs,
 		   round.count * sizeof(DolonProfilerSpec));

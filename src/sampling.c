@@ -58,6 +58,9 @@
 
 #include "dolon.h"
 
+/* Transaction rates are computed over this much time at least */
+#define DOLON_RATE_WINDOW_MS 5000
+
 /* The backend status entries in shared memory, once looked up */
 static PgBackendStatus *backend_status_array = NULL;
 
@@ -435,14 +438,24 @@ sample_table_tuples(DolonSample *sample)
 }
 
 /*
- * Read the database counters, and the rates of change since the previous
- * sample of this process.  A counter that went down was reset: no rate.
+ * Read the database counters, and their rates of change.  Backends report
+ * their counts at most once a second, so the change between two samples
+ * closer than that is lumpy (0, then twice the rate).  A rate is therefore
+ * the change over the last DOLON_RATE_WINDOW_MS at least: since the newest
+ * earlier reading of this process that is at least that old, or, until
+ * there is one, since the oldest; null on the first sample.  Readings are
+ * kept at least DOLON_RATE_WINDOW_MS / 16 apart, in a ring that holds twice
+ * the window.  A counter that went down was reset: no rate, and the
+ * readings before start afresh.
  */
 static DolonSample *
 sample_database_counters(DolonSample *sample)
 {
 	DolonSampleHistory *history = sample->history;
 	DolonDatabaseCounters *now = &sample->database_counters;
+	const DolonCounterReading *reference = NULL;
+	DolonCounterReading *newest;
+	int			i;
 
 	if (sample->have_database_counters)
 		return sample;
@@ -450,21 +463,47 @@ sample_database_counters(DolonSample *sample)
 	read_database_counters(now);
 	sample->have_database_counters = true;
 
-	if (history->have_counters && sample->time > history->counters_time &&
-		now->xact_commit >= history->counters.xact_commit &&
-		now->xact_rollback >= history->counters.xact_rollback)
+	/* The newest reading old enough, else the oldest */
+	for (i = 0; i < history->readings; i++)
 	{
-		double		seconds = (sample->time - history->counters_time) / 1000000.0;
+		int			index = (history->newest - i + DOLON_COUNTER_READINGS) %
+			DOLON_COUNTER_READINGS;
+
+		reference = &history->ring[index];
+		if (reference->time <= sample->time -
+			(TimestampTz) DOLON_RATE_WINDOW_MS * 1000)
+			break;
+	}
+	if (reference != NULL &&
+		(now->xact_commit < reference->counters.xact_commit ||
+		 now->xact_rollback < reference->counters.xact_rollback))
+	{
+		history->readings = 0;
+		reference = NULL;
+	}
+	if (reference != NULL && sample->time > reference->time)
+	{
+		double		seconds = (sample->time - reference->time) / 1000000.0;
 
 		sample->xact_commit_rate =
-			(now->xact_commit - history->counters.xact_commit) / seconds;
+			(now->xact_commit - reference->counters.xact_commit) / seconds;
 		sample->xact_rollback_rate =
-			(now->xact_rollback - history->counters.xact_rollback) / seconds;
+			(now->xact_rollback - reference->counters.xact_rollback) / seconds;
 		sample->rates_known = true;
 	}
-	history->counters = *now;
-	history->counters_time = sample->time;
-	history->have_counters = true;
+
+	/* Keep this reading, unless the newest one is very recent */
+	newest = &history->ring[history->newest];
+	if (history->readings == 0 ||
+		sample->time - newest->time >=
+		(TimestampTz) DOLON_RATE_WINDOW_MS * 1000 / 16)
+	{
+		history->newest = (history->newest + 1) % DOLON_COUNTER_READINGS;
+		history->readings = Min(history->readings + 1, DOLON_COUNTER_READINGS);
+		newest = &history->ring[history->newest];
+		newest->time = sample->time;
+		newest->counters = *now;
+	}
 	return sample;
 }
 

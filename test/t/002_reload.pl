@@ -76,6 +76,24 @@ is($node->safe_psql('postgres',
 	"after|" . $other->port . "|00:00:00.5|$third->{uuid}",
 	'dolon.tracer shows the reloaded name, port, frequency and run');
 
+# An empty host turns the configured tracer off, and a host on again
+my $log_offset = -s $node->logfile;
+$node->append_conf('postgresql.conf', "dolon.host = ''");
+$node->reload;
+$node->wait_for_log(qr/dolon tracer "after" is off: dolon.host is empty/, $log_offset);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracer'), '0',
+	'a tracer turned off is not listed in dolon.tracer');
+is($node->safe_psql('postgres', 'SHOW dolon.host'), '', 'dolon.host may be empty');
+$other->drain;
+my $quiet = $other->next_message(2);
+is($quiet, undef, 'a tracer turned off sends nothing');
+is(DolonTest::tracer_pid($node) ne '', 1, '... and its worker stays, to restore the tracers started from SQL');
+$node->append_conf('postgresql.conf', "dolon.host = '127.0.0.1'");
+$node->reload;
+my $back = $other->wait_for_run('after');
+isnt($back->{uuid}, $third->{uuid}, 'turned on again, the tracer starts a new run');
+ok(defined $other->wait_for_row($back->{uuid}), '... and sends its rows');
+
 $node->stop;
 DolonTest::check_log_clean($node);
 
