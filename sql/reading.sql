@@ -121,6 +121,56 @@ SELECT dolon.trace_csv('33333333-3333-4333-8333-333333333333');
 -- Column names quoted as RFC 4180 requires
 SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666');
 
+-- Column names a spreadsheet would run as formulas (OWASP's CSV injection:
+-- a cell beginning with =, +, -, @, a tab or a carriage return) are
+-- neutralised: quoted, with a single quote first.  A dash elsewhere stays as
+-- it is, and negative values stay numbers.  On 2024-05-02, out of the way of
+-- the other runs.
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '=HYPERLINK("http://x")',
+        ARRAY['=cmd|'' /C calc''!A0', '+SUM(1+1)', '-2+3', '@SUM(1)',
+              E'\tTAB', E'\rCR', 'a-b', '=say "hi", twice', NULL],
+        '2024-05-02 12:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '{-2.5,-1e-7,-0,3,-4,5,6,7,-8}',
+   '2024-05-02 12:00:00+00'),
+  ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '{1,2,3,4,5,6,7,8,-Infinity}',
+   '-infinity');
+SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa');
+
+-- Split as RFC 4180 reads it, every header field unquoted is the column
+-- name, with a single quote first where it began with one of those
+-- characters (so is an infinite time, text too); the values read back as
+-- the stored ones
+WITH csv AS (
+  SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') AS text
+), record AS (
+  -- RFC 4180 records: fields separated by commas, quoted ones holding
+  -- anything but a lone double quote
+  SELECT r.n,
+         (SELECT array_agg(CASE WHEN f.m[1] LIKE '"%'
+                                THEN replace(substr(f.m[1], 2, length(f.m[1]) - 2), '""', '"')
+                                ELSE f.m[1] END ORDER BY f.k)
+          FROM regexp_matches(r.m[1], '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 'g')
+               WITH ORDINALITY AS f (m, k)) AS field
+  FROM csv,
+       regexp_matches(csv.text, '((?:"(?:[^"]|"")*"|[^"\n])*)\n', 'g')
+         WITH ORDINALITY AS r (m, n)
+)
+SELECT (SELECT field FROM record WHERE n = 1)
+         = array_prepend('time',
+                         (SELECT array_agg(CASE WHEN c ~ '^[-=+@\t\r]' THEN '''' || c
+                                                ELSE coalesce(c, '') END ORDER BY k)
+                          FROM dolon.tracing_run r,
+                               unnest(r.column_names) WITH ORDINALITY AS u (c, k)
+                          WHERE r.uuid = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'))
+         AS header_read_back,
+       (SELECT array_agg(field[2:]::real[] ORDER BY n) FROM record WHERE n > 1)
+         = (SELECT array_agg(row_data ORDER BY date_time) FROM dolon.tracing_row
+            WHERE uuid = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') AS values_read_back,
+       (SELECT field[1] FROM record WHERE n = 2) AS infinite_time,
+       (SELECT count(*) FROM record) AS records;
+
 -- Fields read back as the stored values
 WITH line AS (
   SELECT string_to_array(l, ',') AS field, n
