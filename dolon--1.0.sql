@@ -255,6 +255,36 @@ COMMENT ON VIEW collector IS
 'the collector: what it received, stored, found malformed and dropped';
 
 --
+-- The collector's store under mnemic's own names and types, for mnemic's
+-- tools: they query tracing_run and tracing_row without a schema, and find
+-- these with search_path = mnemic.  The uuid is text (varchar), which
+-- mnemic's front end encodes as JSON as it comes.  Times are timestamps
+-- without time zone, as mnemic's store has them (the CURRENT_TIMESTAMP of
+-- the session that inserted the row): the wall-clock time of the reading
+-- session's TimeZone, by default the server's.
+--
+CREATE SCHEMA mnemic;
+
+COMMENT ON SCHEMA mnemic IS
+'the collector''s store under mnemic''s own names and types, for mnemic''s tools';
+
+CREATE VIEW mnemic.tracing_run AS
+  SELECT r.uuid::varchar AS uuid, r.app_name, r.column_names,
+         r.creation_time::timestamp AS creation_time
+  FROM @extschema@.tracing_run r;
+
+COMMENT ON VIEW mnemic.tracing_run IS
+'the runs of dolon.tracing_run as mnemic has them: uuid as varchar, creation_time without time zone';
+
+CREATE VIEW mnemic.tracing_row AS
+  SELECT w.uuid::varchar AS uuid, w.row_data,
+         w.date_time::timestamp AS date_time
+  FROM @extschema@.tracing_row w;
+
+COMMENT ON VIEW mnemic.tracing_row IS
+'the rows of dolon.tracing_row as mnemic has them: uuid as varchar, date_time without time zone';
+
+--
 -- Reading the collector's store back: runs, their rows as (time, column,
 -- value), CSV, sparklines and SVG charts
 --
@@ -692,16 +722,19 @@ REVOKE ALL ON FUNCTION idle(), count_db_connections(), active_tasks(),
     start_tracer(text, interval, text, integer, text[]), stop_tracer(text),
     profile(regprocedure), unprofile(regprocedure), clear() FROM PUBLIC;
 REVOKE ALL ON tracer, tracers, function_stats, tracer_definitions, collector,
-    tracing_run, tracing_row, runs FROM PUBLIC;
+    tracing_run, tracing_row, runs, mnemic.tracing_run, mnemic.tracing_row
+    FROM PUBLIC;
+REVOKE ALL ON SCHEMA mnemic FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor, dolon_admin;
+GRANT USAGE ON SCHEMA mnemic TO pg_monitor;
 GRANT EXECUTE ON FUNCTION idle(), count_db_connections(), active_tasks(),
     live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
     tracer_states(), function_stats_all(), collector_state(),
     run_columns(uuid), csv_field(text), trace(uuid), trace_csv(uuid),
     sparkline(uuid, text, integer), plot(uuid) TO pg_monitor;
 GRANT SELECT ON tracer, tracers, function_stats, collector, tracing_run,
-    tracing_row, runs TO pg_monitor;
+    tracing_row, runs, mnemic.tracing_run, mnemic.tracing_row TO pg_monitor;
 
 GRANT EXECUTE ON FUNCTION start_tracer(text, interval, text, integer, text[]),
     stop_tracer(text), profile(regprocedure), unprofile(regprocedure), clear()
