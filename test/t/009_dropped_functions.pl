@@ -24,7 +24,7 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_trgm;
 	CREATE SCHEMA app;
 	CREATE FUNCTION app.work(i int) RETURNS int LANGUAGE sql AS 'SELECT i';
-	CREATE FUNCTION app.helper(i int) RETURNS int LANGUAGE plpgsql
+	CREATE FUNCTION app.step(i int) RETURNS int LANGUAGE plpgsql
 	AS $$ BEGIN RETURN i; END $$;
 	CREATE FUNCTION keep() RETURNS int LANGUAGE sql AS 'SELECT 1';
 	CREATE FUNCTION work(i int) RETURNS int LANGUAGE sql AS 'SELECT i';
@@ -65,13 +65,13 @@ sub error_of
 	return $stderr;
 }
 
-for my $f ('app.work(int)', 'app.helper(int)', 'keep()', 'work(int)', 'similarity(text, text)')
+for my $f ('app.work(int)', 'app.step(int)', 'keep()', 'work(int)', 'similarity(text, text)')
 {
 	$node->safe_psql('postgres', "SELECT dolon.profile('$f')");
 }
-$node->safe_psql('postgres', 'SELECT app.work(1), app.helper(1), keep(), work(1)');
+$node->safe_psql('postgres', 'SELECT app.work(1), app.step(1), keep(), work(1)');
 is(listing(),
-	'other|elsewhere()|elsewhere|0, postgres|app.helper(integer)|helper|1, '
+	'other|elsewhere()|elsewhere|0, postgres|app.step(integer)|step|1, '
 	  . 'postgres|app.work(integer)|work|1, postgres|keep()|keep|1, '
 	  . 'postgres|similarity(text,text)|similarity|0, postgres|work(integer)|work_2|1',
 	'six functions profiled, in two databases');
@@ -145,21 +145,21 @@ is(profiled_oid($new_work), '0', '... and it is no longer profiled');
 
 # dolon.profile() of a function whose drop is under way waits for it, and
 # fails once the drop commits
-my $helper = oid_of('app.helper(int)');
-$node->safe_psql('postgres', "SELECT dolon.unprofile('app.helper(int)')");
+my $step = oid_of('app.step(int)');
+$node->safe_psql('postgres', "SELECT dolon.unprofile('app.step(int)')");
 $dropper->query_safe('BEGIN');
-$dropper->query_safe('DROP FUNCTION app.helper(int)');
+$dropper->query_safe('DROP FUNCTION app.step(int)');
 my $profiler = $node->background_psql('postgres', on_error_stop => 0);
-$profiler->query_until(qr/started/, "\\echo started\nSELECT dolon.profile($helper);\n");
+$profiler->query_until(qr/started/, "\\echo started\nSELECT dolon.profile($step);\n");
 ok($node->poll_query_until('postgres',
-		"SELECT count(*) > 0 FROM pg_locks WHERE objid = $helper AND NOT granted"),
+		"SELECT count(*) > 0 FROM pg_locks WHERE objid = $step AND NOT granted"),
 	'dolon.profile() of a function being dropped waits for the drop');
 $dropper->query_safe('COMMIT');
-my ($out, $failed) = $profiler->query('SELECT 1');
-like($profiler->{stderr}, qr/function with OID $helper does not exist/,
+$profiler->query('SELECT 1');    # collects the outcome of the call that waited
+like($profiler->{stderr}, qr/function with OID $step does not exist/,
 	'... and fails once the drop commits');
 $profiler->quit;
-is(profiled_oid($helper), '0', '... leaving it not profiled');
+is(profiled_oid($step), '0', '... leaving it not profiled');
 $dropper->quit;
 
 # DROP SCHEMA ... CASCADE and DROP EXTENSION drop profiled functions too
