@@ -255,6 +255,36 @@ COMMENT ON VIEW collector IS
 'the collector: what it received, stored, found malformed and dropped';
 
 --
+-- The collector's store under mnemic's own names and types, for mnemic's
+-- tools: they query tracing_run and tracing_row without a schema, and find
+-- these with search_path = mnemic.  The uuid is text (varchar), which
+-- mnemic's front end encodes as JSON as it comes.  Times are timestamps
+-- without time zone, as mnemic's store has them (the CURRENT_TIMESTAMP of
+-- the session that inserted the row): the wall-clock time of the reading
+-- session's TimeZone, by default the server's.
+--
+CREATE SCHEMA mnemic;
+
+COMMENT ON SCHEMA mnemic IS
+'the collector''s store under mnemic''s own names and types, for mnemic''s tools';
+
+CREATE VIEW mnemic.tracing_run AS
+  SELECT r.uuid::varchar AS uuid, r.app_name, r.column_names,
+         r.creation_time::timestamp AS creation_time
+  FROM @extschema@.tracing_run r;
+
+COMMENT ON VIEW mnemic.tracing_run IS
+'the runs of dolon.tracing_run as mnemic has them: uuid as varchar, creation_time without time zone';
+
+CREATE VIEW mnemic.tracing_row AS
+  SELECT w.uuid::varchar AS uuid, w.row_data,
+         w.date_time::timestamp AS date_time
+  FROM @extschema@.tracing_row w;
+
+COMMENT ON VIEW mnemic.tracing_row IS
+'the rows of dolon.tracing_row as mnemic has them: uuid as varchar, date_time without time zone';
+
+--
 -- Reading the collector's store back: runs, their rows as (time, column,
 -- value), CSV, sparklines and SVG charts
 --
@@ -326,6 +356,21 @@ $$;
 COMMENT ON FUNCTION trace(uuid) IS
 'the rows of a run, one (time, column_name, value) per row and column, in time then column order';
 
+-- A text field of CSV.  RFC 4180: a field holding a comma, a double quote or
+-- a line break is quoted, its double quotes doubled.  OWASP on CSV
+-- injection: a spreadsheet runs a field beginning with =, +, -, @, a tab or
+-- a carriage return as a formula, so such a field is quoted and begins with
+-- a single quote, which makes it text there.  Null is an empty field.
+CREATE FUNCTION csv_field(value text)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN value ~ '^[-=+@\t\r]' THEN '"''' || replace(value, '"', '""') || '"'
+            WHEN value ~ '[",\r\n]' THEN '"' || replace(value, '"', '""') || '"'
+            ELSE coalesce(value, '') END;
+
+COMMENT ON FUNCTION csv_field(text) IS
+'a text field of CSV: quoted as RFC 4180 requires, and never taken by a spreadsheet for a formula';
+
 CREATE FUNCTION trace_csv(run uuid)
 RETURNS text
 LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
@@ -339,22 +384,20 @@ DECLARE
 BEGIN
   columns := dolon.run_columns(run);
 
-  -- RFC 4180: a field holding a comma, a double quote or a line break is
-  -- quoted, its double quotes doubled.  Times and numbers never need it.
-  SELECT 'time' || coalesce(string_agg(
-           ',' || CASE WHEN c.name ~ '[",\r\n]'
-                       THEN '"' || replace(c.name, '"', '""') || '"'
-                       ELSE coalesce(c.name, '') END,
-           '' ORDER BY c.position), '') || E'\n'
+  -- Column names are text fields; times and numbers are never quoted
+  SELECT 'time' || coalesce(string_agg(',' || dolon.csv_field(c.name),
+                                       '' ORDER BY c.position), '') || E'\n'
   INTO header
   FROM unnest(columns) WITH ORDINALITY AS c (name, position);
 
-  -- Times in UTC, to the microsecond; values as the shortest text that
-  -- reads back as the stored real, an empty field when unknown
+  -- Times in UTC, to the microsecond (an infinite one as text); values as
+  -- the shortest text that reads back as the stored real, an empty field
+  -- when unknown: numbers, -2.5 as much as 2.5, which stay numbers in a
+  -- spreadsheet
   SELECT string_agg(
            coalesce(to_char(w.date_time AT TIME ZONE 'UTC',
                             'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                    w.date_time::text)
+                    dolon.csv_field(w.date_time::text))
            || coalesce((SELECT string_agg(',' || coalesce(w.row_data[i]::text, ''),
                                           '' ORDER BY i)
                         FROM generate_series(1, cardinality(columns)) AS i), '')
@@ -674,21 +717,24 @@ COMMENT ON FUNCTION plot(uuid) IS
 REVOKE ALL ON FUNCTION idle(), count_db_connections(), active_tasks(),
     live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
     tracer_states(), function_stats_all(), collector_state(),
-    run_columns(uuid), trace(uuid), trace_csv(uuid), sparkline(uuid, text, integer),
-    plot(uuid),
+    run_columns(uuid), csv_field(text), trace(uuid), trace_csv(uuid),
+    sparkline(uuid, text, integer), plot(uuid),
     start_tracer(text, interval, text, integer, text[]), stop_tracer(text),
     profile(regprocedure), unprofile(regprocedure), clear() FROM PUBLIC;
 REVOKE ALL ON tracer, tracers, function_stats, tracer_definitions, collector,
-    tracing_run, tracing_row, runs FROM PUBLIC;
+    tracing_run, tracing_row, runs, mnemic.tracing_run, mnemic.tracing_row
+    FROM PUBLIC;
+REVOKE ALL ON SCHEMA mnemic FROM PUBLIC;
 
 GRANT USAGE ON SCHEMA @extschema@ TO pg_monitor, dolon_admin;
+GRANT USAGE ON SCHEMA mnemic TO pg_monitor;
 GRANT EXECUTE ON FUNCTION idle(), count_db_connections(), active_tasks(),
     live_msgs(), dead_msgs(), diagnostics(), diagnostics(text[]),
     tracer_states(), function_stats_all(), collector_state(),
-    run_columns(uuid), trace(uuid), trace_csv(uuid), sparkline(uuid, text, integer),
-    plot(uuid) TO pg_monitor;
+    run_columns(uuid), csv_field(text), trace(uuid), trace_csv(uuid),
+    sparkline(uuid, text, integer), plot(uuid) TO pg_monitor;
 GRANT SELECT ON tracer, tracers, function_stats, collector, tracing_run,
-    tracing_row, runs TO pg_monitor;
+    tracing_row, runs, mnemic.tracing_run, mnemic.tracing_row TO pg_monitor;
 
 GRANT EXECUTE ON FUNCTION start_tracer(text, interval, text, integer, text[]),
     stop_tracer(text), profile(regprocedure), unprofile(regprocedure), clear()

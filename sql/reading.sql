@@ -121,6 +121,56 @@ SELECT dolon.trace_csv('33333333-3333-4333-8333-333333333333');
 -- Column names quoted as RFC 4180 requires
 SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666');
 
+-- Column names a spreadsheet would run as formulas (OWASP's CSV injection:
+-- a cell beginning with =, +, -, @, a tab or a carriage return) are
+-- neutralised: quoted, with a single quote first.  A dash elsewhere stays as
+-- it is, and negative values stay numbers.  On 2024-05-02, out of the way of
+-- the other runs.
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '=HYPERLINK("http://x")',
+        ARRAY['=cmd|'' /C calc''!A0', '+SUM(1+1)', '-2+3', '@SUM(1)',
+              E'\tTAB', E'\rCR', 'a-b', '=say "hi", twice', NULL],
+        '2024-05-02 12:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '{-2.5,-1e-7,-0,3,-4,5,6,7,-8}',
+   '2024-05-02 12:00:00+00'),
+  ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '{1,2,3,4,5,6,7,8,-Infinity}',
+   '-infinity');
+SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa');
+
+-- Split as RFC 4180 reads it, every header field unquoted is the column
+-- name, with a single quote first where it began with one of those
+-- characters (so is an infinite time, text too); the values read back as
+-- the stored ones
+WITH csv AS (
+  SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') AS text
+), record AS (
+  -- RFC 4180 records: fields separated by commas, quoted ones holding
+  -- anything but a lone double quote
+  SELECT r.n,
+         (SELECT array_agg(CASE WHEN f.m[1] LIKE '"%'
+                                THEN replace(substr(f.m[1], 2, length(f.m[1]) - 2), '""', '"')
+                                ELSE f.m[1] END ORDER BY f.k)
+          FROM regexp_matches(r.m[1], '(?:^|,)("(?:[^"]|"")*"|[^,"]*)', 'g')
+               WITH ORDINALITY AS f (m, k)) AS field
+  FROM csv,
+       regexp_matches(csv.text, '((?:"(?:[^"]|"")*"|[^"\n])*)\n', 'g')
+         WITH ORDINALITY AS r (m, n)
+)
+SELECT (SELECT field FROM record WHERE n = 1)
+         = array_prepend('time',
+                         (SELECT array_agg(CASE WHEN c ~ '^[-=+@\t\r]' THEN '''' || c
+                                                ELSE coalesce(c, '') END ORDER BY k)
+                          FROM dolon.tracing_run r,
+                               unnest(r.column_names) WITH ORDINALITY AS u (c, k)
+                          WHERE r.uuid = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'))
+         AS header_read_back,
+       (SELECT array_agg(field[2:]::real[] ORDER BY n) FROM record WHERE n > 1)
+         = (SELECT array_agg(row_data ORDER BY date_time) FROM dolon.tracing_row
+            WHERE uuid = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') AS values_read_back,
+       (SELECT field[1] FROM record WHERE n = 2) AS infinite_time,
+       (SELECT count(*) FROM record) AS records;
+
 -- Fields read back as the stored values
 WITH line AS (
   SELECT string_to_array(l, ',') AS field, n
@@ -247,4 +297,109 @@ SELECT dolon.trace_csv(NULL) IS NULL AS csv_null,
        dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', NULL) IS NULL AS sparkline_null,
        dolon.plot(NULL) IS NULL AS plot_null;
 
+--
+-- The schema mnemic: the store under mnemic's own names and types, for
+-- mnemic's tools, which query tracing_run and tracing_row unqualified
+--
+
+-- mnemic's columns and types: uuid as varchar, times without time zone
+SELECT c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_class c
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+WHERE c.relnamespace = 'mnemic'::regnamespace
+ORDER BY c.relname, a.attnum;
+
+-- The schema and its views belong to the extension
+SELECT pg_describe_object(classid, objid, objsubid) AS object
+FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dolon')
+  AND (classid = 'pg_namespace'::regclass AND objid = 'mnemic'::regnamespace
+       OR classid = 'pg_class'::regclass
+          AND objid IN ('mnemic.tracing_run'::regclass, 'mnemic.tracing_row'::regclass))
+ORDER BY 1;
+
+-- Readable by pg_monitor, not by PUBLIC
+SELECT has_schema_privilege('public', 'mnemic', 'USAGE') AS public_usage,
+       has_schema_privilege('pg_monitor', 'mnemic', 'USAGE') AS pg_monitor_usage;
+SELECT c.relname,
+       has_table_privilege('public', c.oid, 'SELECT') AS public,
+       has_table_privilege('pg_monitor', c.oid, 'SELECT') AS pg_monitor,
+       has_table_privilege('pg_monitor', c.oid, 'INSERT, UPDATE, DELETE') AS pg_monitor_writes
+FROM pg_class c
+WHERE c.relnamespace = 'mnemic'::regnamespace
+ORDER BY c.relname;
+
+-- The queries of mnemic's front end, as it prepares them, with the uuid
+-- passed as text, run by a monitoring role with search_path = mnemic.
+-- Times are those of the session's time zone, as mnemic's own store holds
+-- them: 12:00 UTC is 17:30 in Kolkata.
+CREATE ROLE regress_mnemic_viewer IN ROLE pg_monitor;
+SET ROLE regress_mnemic_viewer;
+SET search_path = mnemic;
+SET TimeZone = 'Asia/Kolkata';
+
+-- The runs, the most recent first; the tracers; the runs of one
+SELECT uuid, app_name, column_names, creation_time
+FROM tracing_run
+WHERE app_name IN ('golden-app', 'gaps', 'long')
+ORDER BY creation_time DESC;
+SELECT DISTINCT app_name
+FROM (SELECT app_name FROM tracing_run ORDER BY creation_time DESC) AS recent
+WHERE app_name IN ('golden-app', 'gaps', 'long')
+ORDER BY app_name;
+PREPARE runs_of (text) AS
+  SELECT to_char(creation_time, 'YYYY-MM-DD HH24:MI:SS') AS creation_time, uuid
+  FROM tracing_run WHERE app_name = $1 ORDER BY creation_time DESC;
+EXECUTE runs_of('golden-app');
+SELECT pg_typeof(creation_time) AS creation_time, pg_typeof(uuid) AS uuid,
+       pg_typeof(app_name) AS app_name, pg_typeof(column_names) AS column_names
+FROM tracing_run WHERE uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160';
+
+-- A run's columns, its information, its rows as CSV lines
+PREPARE column_names_of AS
+  SELECT name AS col_name, ordinality - 1 AS index
+  FROM unnest((SELECT column_names FROM tracing_run WHERE uuid = $1)) WITH ORDINALITY AS name;
+PREPARE run_info AS
+  SELECT count(*) AS counter, min(date_time) AS from_time, max(date_time) AS to_time
+  FROM tracing_row WHERE uuid = $1;
+PREPARE rows_of AS
+  SELECT to_char(date_time, 'YYYY-MM-DD HH24:MI:SS') AS timestamp,
+         row_data[1] AS cpu_percent, row_data[5] AS work_hits
+  FROM tracing_row WHERE uuid = $1 ORDER BY 1;
+PREPARE latest_run AS
+  SELECT uuid FROM tracing_run WHERE app_name = $1 ORDER BY creation_time DESC LIMIT 1;
+SELECT name, parameter_types FROM pg_prepared_statements ORDER BY name;
+EXECUTE column_names_of('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+EXECUTE run_info('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+EXECUTE rows_of('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+EXECUTE latest_run('golden-app');
+SELECT pg_typeof(uuid) AS uuid, pg_typeof(row_data) AS row_data,
+       pg_typeof(date_time) AS date_time
+FROM tracing_row WHERE uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160' LIMIT 1;
+
+-- Every run and row, the orphan rows included
+SELECT (SELECT count(*) FROM tracing_run) = (SELECT count(*) FROM dolon.tracing_run) AS all_runs,
+       (SELECT count(*) FROM tracing_row) = (SELECT count(*) FROM dolon.tracing_row) AS all_rows;
+DEALLOCATE ALL;
+RESET TimeZone;
+RESET search_path;
+RESET ROLE;
+DROP ROLE regress_mnemic_viewer;
+
+-- Read only: what mnemic's own backend would insert is refused
+\set SHOW_CONTEXT never
+INSERT INTO mnemic.tracing_run (uuid, app_name, column_names)
+VALUES ('99999999-9999-4999-8999-999999999999', 'mnemic', '{a}');
+INSERT INTO mnemic.tracing_row (uuid, row_data)
+VALUES ('99999999-9999-4999-8999-999999999999', '{1}');
+\set SHOW_CONTEXT errors
+
 DROP EXTENSION dolon;
+
+-- The schema mnemic goes with the extension; one that exists already is not
+-- taken over
+SELECT count(*) AS mnemic_schemas FROM pg_namespace WHERE nspname = 'mnemic';
+CREATE SCHEMA mnemic;
+CREATE EXTENSION dolon;
+DROP SCHEMA mnemic;

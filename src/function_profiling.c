@@ -44,6 +44,18 @@
  * the data directory at each change and read back when shared memory is
  * set up.  The counters start from zero.
  *
+ * A profiled function that is dropped leaves the set when the drop commits:
+ * the object access hook notes, as a function is dropped (DROP FUNCTION,
+ * DROP SCHEMA ... CASCADE, DROP EXTENSION, DROP OWNED), that it is
+ * profiled, and as a database is dropped, that its functions may be; a
+ * transaction callback frees their entries at commit and forgets them at
+ * abort, and a subtransaction callback forgets those of a subtransaction
+ * rolled back.  A transaction that dropped a profiled function cannot be
+ * prepared for two-phase commit: it would commit in another process, or
+ * after a restart, with nothing left to end the profiling.  dolon.profile()
+ * locks the function as DROP does, so it cannot profile a function whose
+ * drop is under way.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,6 +64,9 @@
 
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "commands/dbcommands.h"
@@ -62,6 +77,7 @@
 #include "port/atomics.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -128,6 +144,14 @@ typedef struct TrackedCall
 	uint64		start_ns;
 } TrackedCall;
 
+/* A profiled function, or a database, dropped by the current transaction */
+typedef struct DroppedObject
+{
+	Oid			database;
+	Oid			function;		/* InvalidOid: every function of database */
+	int			nest_level;		/* of the subtransaction that dropped it */
+} DroppedObject;
+
 static FunctionProfilingState *profiling = NULL;
 
 /* This backend's copy of the set, sorted by function */
@@ -140,8 +164,13 @@ static TrackedCall tracked_calls[MAX_TRACKED_CALLS];
 static int	call_depth = 0;
 static bool exit_callback_registered = false;
 
+/* What the current transaction dropped, in TopTransactionContext */
+static List *dropped_objects = NIL;
+static bool xact_callbacks_registered = false;
+
 static needs_fmgr_hook_type prev_needs_fmgr_hook = NULL;
 static fmgr_hook_type prev_fmgr_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 PG_FUNCTION_INFO_V1(dolon_profile);
 PG_FUNCTION_INFO_V1(dolon_unprofile);
@@ -517,6 +546,151 @@ profiling_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 		end_call();
 }
 
+/*
+ * Free the entries of what the committed transaction dropped: its profiled
+ * functions, and those of its dropped databases.  Called after the commit
+ * is recorded, so it must not fail: it takes a lock and writes the file,
+ * whose failure is a WARNING.
+ */
+static void
+end_profiling_of_dropped(void)
+{
+	bool		freed = false;
+	ListCell   *lc;
+	int			i;
+
+	LWLockAcquire(profiling->lock, LW_EXCLUSIVE);
+	foreach(lc, dropped_objects)
+	{
+		DroppedObject *dropped = (DroppedObject *) lfirst(lc);
+
+		for (i = 0; i < profiling->capacity; i++)
+		{
+			ProfiledFunction *entry = &profiling->entries[i];
+
+			if (OidIsValid(entry->function) &&
+				entry->database == dropped->database &&
+				(!OidIsValid(dropped->function) ||
+				 entry->function == dropped->function))
+			{
+				free_entry(entry);
+				freed = true;
+			}
+		}
+	}
+	if (freed)
+	{
+		save_profiled_functions();
+		pg_atomic_fetch_add_u64(&profiling->set_generation, 1);
+	}
+	LWLockRelease(profiling->lock);
+}
+
+static void
+profiling_xact_callback(XactEvent event, void *arg)
+{
+	if (dropped_objects == NIL)
+		return;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that dropped a profiled function"),
+					 errdetail("dolon ends the profiling of a dropped function when the drop commits, which it cannot follow in a prepared transaction."),
+					 errhint("Stop profiling the function with dolon.unprofile() before dropping it.")));
+			break;
+		case XACT_EVENT_COMMIT:
+			end_profiling_of_dropped();
+			dropped_objects = NIL;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			dropped_objects = NIL;	/* its memory goes with the transaction */
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * A subtransaction that commits hands what it dropped to its parent; one
+ * that rolls back did not drop it.
+ */
+static void
+profiling_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	if (dropped_objects == NIL)
+		return;
+
+	foreach(lc, dropped_objects)
+	{
+		DroppedObject *dropped = (DroppedObject *) lfirst(lc);
+
+		if (dropped->nest_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			dropped->nest_level = level - 1;
+		else if (event == SUBXACT_EVENT_ABORT_SUB)
+			dropped_objects = foreach_delete_current(dropped_objects, lc);
+	}
+}
+
+/*
+ * Note that the current transaction drops a function of a database, or
+ * (function InvalidOid) a whole database.
+ */
+static void
+remember_dropped(Oid database, Oid function)
+{
+	MemoryContext old_context;
+	DroppedObject *dropped;
+
+	if (!xact_callbacks_registered)
+	{
+		RegisterXactCallback(profiling_xact_callback, NULL);
+		RegisterSubXactCallback(profiling_subxact_callback, NULL);
+		xact_callbacks_registered = true;
+	}
+
+	old_context = MemoryContextSwitchTo(TopTransactionContext);
+	dropped = palloc(sizeof(DroppedObject));
+	dropped->database = database;
+	dropped->function = function;
+	dropped->nest_level = GetCurrentTransactionNestLevel();
+	dropped_objects = lappend(dropped_objects, dropped);
+	MemoryContextSwitchTo(old_context);
+}
+
+/*
+ * object_access_hook: note the drop of a profiled function, or of a
+ * database, whose profiled functions the commit will take out of the set.
+ */
+static void
+profiling_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+
+	if (access != OAT_DROP)
+		return;
+
+	if (classId == ProcedureRelationId)
+	{
+		refresh_local_set();
+		if (find_local(objectId) != NULL)
+			remember_dropped(MyDatabaseId, objectId);
+	}
+	else if (classId == DatabaseRelationId)
+		remember_dropped(objectId, InvalidOid);
+}
+
 void
 dolon_install_function_hooks(void)
 {
@@ -524,6 +698,8 @@ dolon_install_function_hooks(void)
 	needs_fmgr_hook = profiling_needs_fmgr_hook;
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = profiling_fmgr_hook;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = profiling_object_access;
 }
 
 /*
@@ -690,6 +866,12 @@ dolon_profile(PG_FUNCTION_ARGS)
 
 	require_function_profiling();
 
+	/*
+	 * Lock the function as DROP does, until the end of the transaction: a
+	 * drop under way ends before the look-up, which then fails; a later drop
+	 * waits, and finds the function profiled.
+	 */
+	LockDatabaseObject(ProcedureRelationId, function, 0, AccessShareLock);
 	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
