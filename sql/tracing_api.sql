@@ -86,12 +86,13 @@ CREATE FUNCTION app."Queue Depth!"() RETURNS integer LANGUAGE sql AS 'SELECT 1';
 CREATE FUNCTION app."select"() RETURNS integer LANGUAGE sql AS 'SELECT 2';
 CREATE FUNCTION app."1st"() RETURNS integer LANGUAGE sql AS 'SELECT 3';
 
--- Values, and failures that leave the other profilers of the row alone (in
--- a session, its statement_timeout stops a slow profiler)
-SET statement_timeout = '500ms';
+-- Values, and failures that leave the other profilers of the row alone
 SELECT name, value FROM dolon.diagnostics('idle_in_transaction', 'app.queue_depth',
-    'app.ratio', 'app.small', 'app.boom', 'app.slow', 'app.nothing',
+    'app.ratio', 'app.small', 'app.boom', 'app.nothing',
     'app.runs_as', 'app.writes', 'max_connections');
+-- In a session, its statement_timeout cancels the statement
+SET statement_timeout = '500ms';
+SELECT name, value FROM dolon.diagnostics('idle', 'app.slow');
 RESET statement_timeout;
 
 -- Column names are plain identifiers, unique in the row

@@ -13,7 +13,8 @@
  * changes, SET SESSION included.  EXECUTE is checked as for any call:
  *
  *	- in a session (dolon.diagnostics()), for the caller, whose rights the
- *	  function runs with, under the session's statement_timeout;
+ *	  function runs with, under the session's statement_timeout, whose
+ *	  cancel, as the user's, ends the whole statement;
  *	- in a tracer's profiler runner (profiler_runner.c), for
  *	  dolon.profiler_role, which must not be a superuser, and which the
  *	  function runs as, with SECURITY_RESTRICTED_OPERATION as the server runs
@@ -243,6 +244,18 @@ dolon_call_profiler(const DolonProfilerSpec *spec, Oid role, int timeout_ms,
 		MemoryContextSwitchTo(caller_context);
 		edata = CopyErrorData();
 		FlushErrorState();
+
+		/*
+		 * In a session, a cancel (the session's statement_timeout, or the
+		 * user's) is for the whole statement, not for this profiler alone.
+		 */
+		if (!OidIsValid(role) && edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		{
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_context);
+			CurrentResourceOwner = caller_owner;
+			ReThrowError(edata);
+		}
 		*error = pstrdup(edata->message);
 		FreeErrorData(edata);
 	}

@@ -354,6 +354,7 @@ typedef struct DolonProfilerRunner
 	TimestampTz deadline;		/* ... and when the tracer stops waiting */
 	bool		asked;			/* was a round asked for at this sample? */
 	const char *not_asked;		/* if not, why */
+	bool		starting;		/* ... because the runner is starting */
 	int			custom_count;	/* custom profilers of the run */
 	int			custom_columns[DOLON_MAX_CUSTOM_PROFILERS];	/* their columns */
 	int			custom_calls[DOLON_MAX_CUSTOM_PROFILERS];	/* their calls, or -1 */
@@ -474,6 +475,7 @@ extern void dolon_runner_finish_round(DolonProfilerRunner *runner,
 									  double *values, bool *nulls,
 									  int *failures, char *error);
 extern TimestampTz dolon_runner_watch(DolonProfilerRunner *runner);
+extern void dolon_runner_retire(DolonProfilerRunner *runner);
 extern void dolon_runner_terminate(int slot_index);
 extern PGDLLEXPORT void dolon_profiler_runner_main(Datum main_arg);
 

@@ -137,6 +137,19 @@ dolon_runner_terminate(int slot_index)
 }
 
 /*
+ * A runner with nothing left to run goes away: the tracer's run has no
+ * custom profilers, or they cannot run.
+ */
+void
+dolon_runner_retire(DolonProfilerRunner *runner)
+{
+	if (runner->handle == NULL || runner->round_abandoned)
+		return;
+	terminate_runner_process(runner->exchange);
+	runner->round_abandoned = true;
+}
+
+/*
  * Is this profiler left out of the rounds now?  Forgets those whose time
  * is over.
  */
@@ -295,12 +308,14 @@ dolon_runner_start_round(DolonProfilerRunner *runner,
 	TimestampTz now = GetCurrentTimestamp();
 	DolonProfilerSpec specs[DOLON_MAX_CUSTOM_PROFILERS];
 	const char *reason = NULL;
+	Latch	   *runner_latch;
 	int			count = 0;
 	int			i;
 
 	runner->custom_count = 0;
 	runner->asked = false;
 	runner->not_asked = NULL;
+	runner->starting = false;
 	for (i = 0; i < columns->count; i++)
 	{
 		const DolonColumn *column = &columns->items[i];
@@ -318,12 +333,8 @@ dolon_runner_start_round(DolonProfilerRunner *runner,
 	}
 	if (count == 0)
 	{
-		/* A runner with nothing left to run goes away */
-		if (runner->custom_count == 0 && runner->handle != NULL)
-		{
-			terminate_runner_process(exchange);
-			runner->round_abandoned = true;
-		}
+		if (runner->custom_count == 0)
+			dolon_runner_retire(runner);
 		return;
 	}
 
@@ -337,21 +348,34 @@ dolon_runner_start_round(DolonProfilerRunner *runner,
 		return;
 	}
 
+	/*
+	 * Ask only a runner that has attached and not yet detached: its detach
+	 * answers whatever it was asked, so no round can wait for nobody.
+	 */
 	runner->timeout_ms = dolon_profiler_timeout_ms;
 	runner->deadline = TimestampTzPlusMilliseconds(now,
 												   (int64) count * runner->timeout_ms);
 	SpinLockAcquire(&exchange->mutex);
-	runner->round = ++exchange->requested;
-	exchange->timeout_ms = runner->timeout_ms;
-	exchange->count = count;
-	memcpy(exchange->specs, specs, count * sizeof(DolonProfilerSpec));
-	memset(exchange->have_value, 0, sizeof(exchange->have_value));
-	for (i = 0; i < count; i++)
-		exchange->errors[i][0] = '\0';
-	exchange->tracer_latch = MyLatch;
-	if (exchange->runner_latch != NULL)
-		SetLatch(exchange->runner_latch);
+	runner_latch = exchange->runner_latch;
+	if (exchange->runner_pid != 0)
+	{
+		runner->round = ++exchange->requested;
+		exchange->timeout_ms = runner->timeout_ms;
+		exchange->count = count;
+		memcpy(exchange->specs, specs, count * sizeof(DolonProfilerSpec));
+		memset(exchange->have_value, 0, sizeof(exchange->have_value));
+		for (i = 0; i < count; i++)
+			exchange->errors[i][0] = '\0';
+		exchange->tracer_latch = MyLatch;
+	}
 	SpinLockRelease(&exchange->mutex);
+	if (runner_latch == NULL)
+	{
+		runner->not_asked = "the process that runs its custom profilers is starting";
+		runner->starting = true;
+		return;
+	}
+	SetLatch(runner_latch);
 	runner->round_pending = true;
 	runner->asked = true;
 }
@@ -393,6 +417,7 @@ dolon_runner_finish_round(DolonProfilerRunner *runner,
 		int			call = runner->custom_calls[c];
 		const DolonProfilerSpec *spec = &columns->items[column].custom;
 		char		message[DOLON_MAX_ERROR_BYTES];
+		char	   *name;
 		bool		have_value = false;
 
 		message[0] = '\0';
@@ -422,8 +447,10 @@ dolon_runner_finish_round(DolonProfilerRunner *runner,
 		if (have_value)
 			continue;
 		(*failures)++;
-		snprintf(error, DOLON_MAX_ERROR_BYTES, "profiler %s: %s",
-				 dolon_profiler_name(spec), message);
+		name = dolon_profiler_name(spec);
+		snprintf(error, DOLON_MAX_ERROR_BYTES, "profiler %s: %s", name,
+				 message);
+		pfree(name);
 	}
 }
 
@@ -578,14 +605,18 @@ serves_live_tracer(int slot_index, uint64 ticket)
 }
 
 static void
-answer_call(int call, bool have_value, double value, const char *error)
+answer_call(uint64 round, int call, bool have_value, double value,
+			const char *error)
 {
 	SpinLockAcquire(&runner_exchange->mutex);
 	runner_exchange->calling = -1;
-	runner_exchange->have_value[call] = have_value;
-	runner_exchange->values[call] = value;
-	strlcpy(runner_exchange->errors[call], error ? error : "",
-			DOLON_MAX_ERROR_BYTES);
+	if (runner_exchange->requested == round)
+	{
+		runner_exchange->have_value[call] = have_value;
+		runner_exchange->values[call] = value;
+		strlcpy(runner_exchange->errors[call], error ? error : "",
+				DOLON_MAX_ERROR_BYTES);
+	}
 	SpinLockRelease(&runner_exchange->mutex);
 }
 
@@ -611,10 +642,18 @@ round_step(void *arg)
 			error = problem;
 		else
 		{
+			TimestampTz now = GetCurrentTimestamp();
+
 			SpinLockAcquire(&runner_exchange->mutex);
-			runner_exchange->calling = i;
-			runner_exchange->call_started = GetCurrentTimestamp();
+			if (runner_exchange->requested == round->number)
+			{
+				runner_exchange->calling = i;
+				runner_exchange->call_started = now;
+			}
 			SpinLockRelease(&runner_exchange->mutex);
+
+			/* A cancel left from the previous call is for no one */
+			QueryCancelPending = false;
 
 			runner_calling = dolon_profiler_name(spec);
 			pgstat_report_activity(STATE_RUNNING, runner_calling);
@@ -622,7 +661,7 @@ round_step(void *arg)
 											 &value, &error);
 			runner_calling = NULL;
 		}
-		answer_call(i, have_value, value, error);
+		answer_call(round->number, i, have_value, value, error);
 	}
 
 	/* Statements a profiler prepared outlive its subtransaction */
@@ -669,6 +708,8 @@ run_round(void)
 	SpinLockRelease(&runner_exchange->mutex);
 	if (tracer_latch != NULL)
 		SetLatch(tracer_latch);
+	if (error != NULL)
+		pfree(error);
 
 	/* Session advisory locks outlive the subtransaction, too */
 	LockReleaseSession(USER_LOCKMETHOD);
@@ -687,6 +728,7 @@ dolon_profiler_runner_main(Datum main_arg)
 	DolonTracerSlot *slot = &dolon_shared->slots[slot_index];
 	uint64		ticket;
 	bool		taken;
+	Latch	   *tracer_latch;
 	int			settings_at_start = 0;
 	Size		memory_at_start = 0;
 	bool		have_start = false;
@@ -712,10 +754,14 @@ dolon_profiler_runner_main(Datum main_arg)
 		runner_exchange->calling = -1;
 		runner_exchange->exit_reason[0] = '\0';
 	}
+	tracer_latch = runner_exchange->tracer_latch;
 	SpinLockRelease(&runner_exchange->mutex);
 	if (taken)
 		proc_exit(0);
 	on_shmem_exit(runner_detach, (Datum) 0);
+	/* The tracer may be waiting for a runner to ask */
+	if (tracer_latch != NULL)
+		SetLatch(tracer_latch);
 
 	BackgroundWorkerInitializeConnection(dolon_database, NULL, 0);
 	prev_emit_log_hook = emit_log_hook;

@@ -44,7 +44,9 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/array.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -261,7 +263,7 @@ interval_to_ms(const char *name, Interval *frequency)
  * same checks.
  */
 static void
-check_definition(TracerDefinition *definition)
+check_definition(TracerDefinition *definition, bool check_usable)
 {
 	const char *name = definition->name;
 	const char *detail;
@@ -310,16 +312,35 @@ check_definition(TracerDefinition *definition)
 	PG_TRY();
 	{
 		char	   *problem;
+		Oid			role;
 
-		/* Custom profilers must name usable functions, run by a fit role */
-		(void) dolon_build_columns(profilers, true);
-		if (dolon_has_custom_profilers(profilers) &&
-			!OidIsValid(dolon_profiler_role_oid(&problem)))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("invalid profilers for tracer \"%s\"", name),
-					 errdetail("It has custom profilers, but %s.", problem),
-					 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+		/*
+		 * Custom profilers must name usable functions, run by a fit role
+		 * whose rights the caller has: a tracer sends what they read to
+		 * the caller's choice of host.
+		 */
+		if (check_usable)
+		{
+			(void) dolon_build_columns(profilers, true);
+			if (dolon_has_custom_profilers(profilers))
+			{
+				role = dolon_profiler_role_oid(&problem);
+				if (!OidIsValid(role))
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("invalid profilers for tracer \"%s\"", name),
+							 errdetail("It has custom profilers, but %s.", problem),
+							 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+				if (!has_privs_of_role(GetUserId(), role))
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("permission denied to start tracer \"%s\" with custom profilers", name),
+							 errdetail("Its custom profilers run as role \"%s\" of dolon.profiler_role, whose privileges the current user does not have.",
+									   dolon_profiler_role),
+							 errhint("Only superusers and members of \"%s\" may start tracers with custom profilers.",
+									 dolon_profiler_role)));
+			}
+		}
 		definition->profilers = dolon_profilers_text(profilers);
 	}
 	PG_FINALLY();
@@ -380,6 +401,7 @@ write_definitions(const char *statement, int expected, int nargs,
 	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	uint64		processed;
 
 	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relation));
@@ -388,6 +410,11 @@ write_definitions(const char *statement, int expected, int nargs,
 	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
 	ReleaseSysCache(tuple);
 
+	/* Nothing of the caller's search_path may resolve what the statement names */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
@@ -399,6 +426,7 @@ write_definitions(const char *statement, int expected, int nargs,
 	processed = SPI_processed;
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	AtEOXact_GUC(true, save_nestlevel);
 	return processed;
 }
 
@@ -434,7 +462,7 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	definition.port = PG_GETARG_INT32(3);
 	definition.profilers = profiler_array_text(definition.name,
 											   PG_GETARG_ARRAYTYPE_P(4));
-	check_definition(&definition);
+	check_definition(&definition, true);
 
 	/* Record it; the unique key on the name catches a concurrent twin */
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
@@ -490,7 +518,7 @@ dolon_stop_tracer(PG_FUNCTION_ARGS)
 				 errhint("Change the dolon.* settings to change it.")));
 
 	deleted = write_definitions("DELETE FROM dolon.tracer_definitions "
-								"WHERE tracer_name = $1",
+								"WHERE tracer_name OPERATOR(pg_catalog.=) $1",
 								SPI_OK_DELETE, 1, &arg_type, &arg);
 
 	if (slot < 0 && deleted == 0)
@@ -610,7 +638,12 @@ dolon_restore_tracers(void)
 		{
 			int			slot;
 
-			check_definition(&definition);
+			/*
+			 * A running tracer is compared with its row as written; whether
+			 * its functions and role are usable now is its own affair (its
+			 * columns say so), checked only before a tracer starts.
+			 */
+			check_definition(&definition, false);
 
 			LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
 			slot = find_tracer(definition.name, CONFIGURED_TRACER_SLOT + 1);
@@ -634,6 +667,7 @@ dolon_restore_tracers(void)
 				pg_uuid_t	uuid;
 
 				memset(&uuid, 0, sizeof(uuid));
+				check_definition(&definition, true);
 				recorded[launch(&definition, &uuid, InvalidTransactionId)] = true;
 			}
 			ReleaseCurrentSubTransaction();

@@ -65,6 +65,9 @@
 /* Announce the current run again at least this often */
 #define DOLON_ANNOUNCE_INTERVAL_MS 30000
 
+/* While a profiler runner starts, look at it this often */
+#define DOLON_RUNNER_START_POLL_MS 10
+
 /* While a stop waits for its transaction, look at it this often */
 #define DOLON_STOP_POLL_MS 100
 
@@ -714,15 +717,38 @@ stop_requested(Tracer *tracer)
 static void
 run_custom_profilers(Tracer *tracer, int *failures, char *error)
 {
+	TimestampTz started = GetCurrentTimestamp();
+
+	/* A runner that is starting is waited for, as its calls would be */
 	dolon_runner_start_round(&tracer->runner, tracer->columns);
+	while (tracer->runner.starting &&
+		   !TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
+									   dolon_profiler_timeout_ms))
+	{
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 DOLON_RUNNER_START_POLL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		dolon_handle_interrupts();
+		if (ConfigReloadPending || stop_requested(tracer))
+		{
+			SetLatch(MyLatch);
+			break;
+		}
+		dolon_runner_start_round(&tracer->runner, tracer->columns);
+	}
 	while (!dolon_runner_round_over(&tracer->runner))
 	{
+		TimestampTz watch = dolon_runner_watch(&tracer->runner);
+		TimestampTz until = dolon_runner_deadline(&tracer->runner);
 		long		timeout;
 
-		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-												  dolon_runner_deadline(&tracer->runner));
+		if (watch != 0)
+			until = Min(until, watch);
+		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
 		if (timeout <= 0)
 			break;
+		timeout = Min(timeout, INT_MAX);
 		(void) WaitLatch(MyLatch,
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout, PG_WAIT_EXTENSION);
@@ -782,6 +808,8 @@ take_sample(Tracer *tracer)
 	}
 	else if (step.run_custom)
 		run_custom_profilers(tracer, &profiler_failures, profiler_error);
+	else
+		dolon_runner_retire(&tracer->runner);
 
 	INSTR_TIME_SET_CURRENT(duration);
 	INSTR_TIME_SUBTRACT(duration, start);
