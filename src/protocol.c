@@ -518,7 +518,11 @@ nesting_depth(const char *data, int length)
 		else if (c == '"')
 			in_string = true;
 		else if (c == '[' || c == '{')
-			deepest = Max(deepest, ++depth);
+		{
+			/* Max() evaluates its arguments twice: count the level first */
+			depth++;
+			deepest = Max(deepest, depth);
+		}
 		else if (c == ']' || c == '}')
 			depth--;
 	}

@@ -408,6 +408,45 @@ is_deeply(counters_risen($collector, $before, 4),
 	rises(received => 4, malformed => 1, stored_rows => 3),
 	'a datagram of 65,000 nested arrays is counted as malformed, the rows of its batch are stored');
 
+# Nesting is refused beyond 64 levels, the datagram's object included, and
+# only then: a row whose extra key nests 63 arrays or objects is stored, one
+# level more is malformed; arrays side by side are no deeper than one.  Each
+# row carries its case's number.
+sub row_with
+{
+	my ($uuid, $n, $extra) = @_;
+	return qq({"msg_type": "row", "row_data": [$n], "uuid": "$uuid", $extra});
+}
+my @nesting = (
+	[ '64 levels: 63 nested arrays in an extra key',
+		qq("extra": ) . ('[' x 63) . (']' x 63), 1 ],
+	[ '64 levels: 62 nested objects and an array',
+		qq("extra": ) . ('{"k": ' x 62) . '[1]' . ('}' x 62), 1 ],
+	[ '32 levels: 31 nested arrays', qq("extra": ) . ('[' x 31) . (']' x 31), 1 ],
+	[ '61 keys holding an array each', join(', ', map { qq("k$_": [$_]) } 1 .. 61), 1 ],
+	[ '1,000 arrays side by side', qq("extra": [) . join(', ', ('[1]') x 1000) . ']', 1 ],
+	[ '65 levels: 64 nested arrays', qq("extra": ) . ('[' x 64) . (']' x 64), 0 ],
+	[ '65 levels: 63 nested objects and an array',
+		qq("extra": ) . ('{"k": ' x 63) . '[1]' . ('}' x 63), 0 ]);
+my $levels = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($levels, 'levels', 'case'));
+counters_risen($collector, $before, 1);
+$before = collector_counters($collector);
+send_all($to_collector, map { row_with($levels, $_, $nesting[$_][1]) } 0 .. $#nesting);
+my @kept = grep { $nesting[$_][2] } 0 .. $#nesting;
+is_deeply(counters_risen($collector, $before, scalar @nesting),
+	rises(received => scalar @nesting, stored_rows => scalar @kept,
+		malformed => @nesting - @kept),
+	'nesting: ' . @kept . ' rows stored, ' . (@nesting - @kept) . ' malformed');
+my %stored_cases = map { $_ => 1 } split /\n/, $collector->safe_psql('postgres',
+	"SELECT row_data[1] FROM dolon.tracing_row WHERE uuid = '$levels'");
+foreach my $n (0 .. $#nesting)
+{
+	is(exists $stored_cases{$n} ? 1 : 0, $nesting[$n][2],
+		$nesting[$n][0] . ($nesting[$n][2] ? ': stored' : ': malformed'));
+}
+
 # A key given twice counts once, the last one, as JSON parsers do (and
 # mnemic's): the values of the two row_data are not put together
 my $twice = new_uuid();
