@@ -313,8 +313,20 @@ my %malformed = (
 	'a top-level array' => '[' . row_message(bad_uuid(), 1) . ']',
 	'a value beyond real' => row_message(bad_uuid(), 1, '1e39'),
 	'a negative value beyond real' => row_message(bad_uuid(), '-1e39'),
-	'a value that underflows real' => row_message(bad_uuid(), '1e-46'),
-	'a bare NaN, as the original client writes it' => row_message(bad_uuid(), 'NaN'),
+	'a double beyond real, as Python writes 1e300' => row_message(bad_uuid(), '1e+300'),
+	'a bare nan in lowercase' => row_message(bad_uuid(), 'nan'),
+	'a bare -NaN' => row_message(bad_uuid(), '-NaN'),
+	'a bare +Infinity' => row_message(bad_uuid(), '+Infinity'),
+	'a bare Inf' => row_message(bad_uuid(), 'Inf'),
+	'NaN glued to a number' => row_message(bad_uuid(), '1NaN'),
+	'Infinity glued to a letter' => row_message(bad_uuid(), 'Infinityx'),
+	'two NaN without a comma' => row_message(bad_uuid(), 'NaN NaN'),
+	'a bare NaN as msg_type' => qq({"msg_type": NaN, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
+	'a bare NaN as a key' => qq({"msg_type": "row", NaN: 1, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
+	'a bare Infinity as a column name' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": [Infinity], "uuid": ") . bad_uuid() . '"}',
+	'a bare NaN as the whole datagram' => 'NaN',
+	'a string "NaN" as a value' => row_message(bad_uuid(), '"NaN"'),
+	'a boolean as app_name' => qq({"msg_type": "create_trace_run", "app_name": true, "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
 	'an app_name of 129 characters' => run_message(bad_uuid(), 'a' x 129, 'a'),
 	'no msg_type' => qq({"row_data": [1], "uuid": ") . bad_uuid() . '"}');
 my $duplicate = new_uuid();
@@ -470,11 +482,12 @@ is($collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FRO
 # Values become real as PostgreSQL turns them into real, as in mnemic's
 # table: 2^24 + 1 rounds to even, null stays null; the double nearest to
 # 1 + 2^-24 (as Python writes it) rounds up; the largest real, as PostgreSQL
-# writes it, is within range
+# writes it, is within range, and so is a subnormal one
 my %rounding = (
 	'common values' => [ '16777217', undef, '-1e-05', '0.1' ],
 	'a value just above halfway between two reals' => ['1.0000000596046448'],
-	'the largest real' => ['3.4028235e+38']);
+	'the largest real' => ['3.4028235e+38'],
+	'a subnormal real' => ['1e-40']);
 foreach my $case (sort keys %rounding)
 {
 	my $uuid = new_uuid();
@@ -489,6 +502,50 @@ foreach my $case (sort keys %rounding)
 			'SELECT ARRAY[' . join(', ', map { defined $_ ? "'$_'::real" : 'NULL::real' } @values) . ']::text'),
 		"$case (" . join(', ', map { $_ // 'null' } @values) . '): stored as PostgreSQL rounds to real');
 }
+
+# The original client writes with Python's json.dumps: a value that is not
+# finite as the bare tokens NaN, Infinity and -Infinity (outside JSON, and
+# only those spellings), a boolean as true or false, a value too small for
+# real as it is.  mnemic's backend stores NaN, the infinities, 1 and 0, and
+# 0 for the value too small; a double beyond real is malformed (above).
+my @python = (
+	[ 'NaN', '[NaN, 1]', '{NaN,1}' ],
+	[ 'infinities', '[Infinity, -Infinity]', '{Infinity,-Infinity}' ],
+	[ 'booleans', '[true, false]', '{1,0}' ],
+	[ 'a value below the range of real', '[1e-50, 1]', '{0,1}' ],
+	[ 'a negative value below the range of real', '[-1e-50]', '{-0}' ],
+	[ 'the tokens without spaces, among numbers and null',
+		'[-Infinity,NaN,2.5,null,Infinity,true]', '{-Infinity,NaN,2.5,NULL,Infinity,1}' ],
+	[ 'the tokens among zeros', '[0, NaN, 0, -Infinity, -0]', '{0,NaN,0,-Infinity,-0}' ],
+	[ 'the tokens across lines', "[\n NaN\n,\tInfinity\r\n]", '{NaN,Infinity}' ]);
+my $python_run = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($python_run, 'python', 'a', 'b'));
+counters_risen($collector, $before, 1);
+foreach my $case (@python)
+{
+	my ($what, $row_data, $expected) = @$case;
+	my $uuid = new_uuid();
+	$before = collector_counters($collector);
+	send_all($to_collector, qq({"msg_type": "row", "row_data": $row_data, "uuid": "$uuid"}));
+	counters_risen($collector, $before, 1);
+	(my $shown = $row_data) =~ s/([\t\n\r])/sprintf('\\x%02x', ord $1)/ge;
+	is($collector->safe_psql('postgres', "SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
+		$expected, "as the original client writes them, $what ($shown): stored as mnemic does");
+}
+# The tokens elsewhere: in a key the collector ignores they are valid, as
+# Python reads them; inside strings they are text
+my $elsewhere = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector,
+	run_message($elsewhere, 'NaN Infinity', 'NaN', '-Infinity'),
+	qq({"msg_type": "row", "row_data": [1], "uuid": "$elsewhere", "extra": {"a": NaN, "b": [Infinity, -Infinity, "NaN"]}}));
+is_deeply(counters_risen($collector, $before, 2), rises(received => 2, stored_runs => 1, stored_rows => 1),
+	'the tokens in an ignored key, and in strings, are valid');
+is( $collector->safe_psql('postgres',
+		"SELECT app_name, column_names::text, (SELECT row_data::text FROM dolon.tracing_row w WHERE w.uuid = r.uuid)"
+		  . " FROM dolon.tracing_run r WHERE uuid = '$elsewhere'"),
+	'NaN Infinity|{NaN,-Infinity}|{1}', '... and stored as sent');
 
 # A collector whose extension is not created yet says so, drops what it
 # receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
