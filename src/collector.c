@@ -15,7 +15,9 @@
  * buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is stored, rather
  * than being lost to a slow insert path.  What the kernel still drops when
  * that buffer is full is counted: each datagram carries the socket's
- * count of drops (SO_RXQ_OVFL).
+ * count of drops so far (SO_RXQ_OVFL), and once a socket is drained the
+ * same count is read from the socket itself (SO_MEMINFO), so that drops
+ * after the last datagram show at once rather than with a later datagram.
  *
  * Datagrams are decoded by mnemic_decode() (protocol.c), with the server's
  * JSON parser, and their content only ever reaches SQL as parameters of
@@ -37,6 +39,7 @@
  */
 #include "postgres.h"
 
+#include <linux/sock_diag.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -137,7 +140,7 @@ typedef struct BufferedDatagram
 typedef struct Collector
 {
 	pgsocket	sockets[MAX_SOCKETS];
-	uint32		kernel_drops[MAX_SOCKETS];	/* last SO_RXQ_OVFL of each */
+	uint32		kernel_drops[MAX_SOCKETS];	/* the kernel's count seen last */
 	int			nsockets;
 	WaitEventSet *events;
 
@@ -278,6 +281,45 @@ reset_known_runs(Collector *collector)
 }
 
 /*
+ * The kernel reports total drops on socket index since it was opened: the
+ * same counter (sk_drops) whether it comes with a datagram (SO_RXQ_OVFL) or
+ * from the socket (SO_MEMINFO).  Returns how many of them were not counted
+ * before.  A datagram that arrived before the count was last read from the
+ * socket carries a smaller total, which adds nothing.
+ */
+static int64
+kernel_drops_since(Collector *collector, int index, uint32 total)
+{
+	int32		change = (int32) (total - collector->kernel_drops[index]);
+
+	if (change <= 0)
+		return 0;
+	collector->kernel_drops[index] = total;
+	return change;
+}
+
+/*
+ * Read the kernel's count of drops from socket index itself.  Returns the
+ * drops not counted before, or -1 (with errno set) if it cannot be read.
+ */
+static int64
+read_kernel_drops(Collector *collector, int index)
+{
+	uint32		meminfo[SK_MEMINFO_VARS];
+	socklen_t	length = sizeof(meminfo);
+
+	if (getsockopt(collector->sockets[index], SOL_SOCKET, SO_MEMINFO,
+				   meminfo, &length) != 0)
+		return -1;
+	if (length <= SK_MEMINFO_DROPS * sizeof(uint32))
+	{
+		errno = ENOPROTOOPT;
+		return -1;
+	}
+	return kernel_drops_since(collector, index, meminfo[SK_MEMINFO_DROPS]);
+}
+
+/*
  * Open a non-blocking UDP socket bound to each listen address.  An address
  * that cannot be used is logged and skipped; none at all is an error.
  */
@@ -343,6 +385,12 @@ open_sockets(Collector *collector)
 			}
 			collector->kernel_drops[collector->nsockets] = 0;
 			collector->sockets[collector->nsockets++] = sock;
+			if (read_kernel_drops(collector, collector->nsockets - 1) < 0)
+				ereport(WARNING,
+						(errcode_for_socket_access(),
+						 errmsg("dolon collector could not read the count of datagrams the kernel dropped on \"%s\" port %d: %m",
+								name, dolon_collector_port),
+						 errdetail("Drops are counted when a later datagram arrives.")));
 		}
 		freeaddrinfo(addresses_found);
 	}
@@ -424,8 +472,7 @@ receive_from(Collector *collector, int index)
 					uint32		drops;
 
 					memcpy(&drops, CMSG_DATA(cmsg), sizeof(drops));
-					dropped += (uint32) (drops - collector->kernel_drops[index]);
-					collector->kernel_drops[index] = drops;
+					dropped += kernel_drops_since(collector, index, drops);
 				}
 			}
 
@@ -452,6 +499,18 @@ receive_from(Collector *collector, int index)
 			more = false;
 			break;
 		}
+	}
+
+	/*
+	 * Drained: what the kernel dropped after the last datagram shows only
+	 * here, until another datagram comes
+	 */
+	if (!more)
+	{
+		int64		drops = read_kernel_drops(collector, index);
+
+		if (drops > 0)
+			dropped += drops;
 	}
 
 	SpinLockAcquire(&collector_status->mutex);
