@@ -27,9 +27,10 @@
  * (its announcement may come later), and counted as an orphan.  Every kind
  * of problem is logged at most once a minute.  Until CREATE EXTENSION dolon
  * has run in dolon.database there is nowhere to store: the collector says
- * so in the log, drops what it receives (counted) and checks again every
- * second; once it can store, it has the tracers of this server announce
- * their runs again.
+ * so in the log, holds what it receives in its buffer (what the buffer has
+ * no room for is dropped, counted) and checks again every second; once it
+ * can store, it stores what it held, and has the tracers of this server
+ * announce their runs again.
  *
  * Retention: every RETENTION_INTERVAL_MS (or dolon.collector_retention if
  * shorter), rows older than dolon.collector_retention are deleted, and runs
@@ -166,6 +167,7 @@ typedef struct Collector
 	DolonLogThrottle duplicate_throttle;
 	DolonLogThrottle orphan_throttle;
 	DolonLogThrottle drop_throttle;
+	DolonLogThrottle held_drop_throttle;
 	DolonLogThrottle error_throttle;
 } Collector;
 
@@ -404,35 +406,42 @@ open_sockets(Collector *collector)
 }
 
 /*
- * Read the datagrams waiting on a socket into the buffer, until it is
- * drained or the buffer is full.  Returns true if the socket may have more.
+ * Read the datagrams waiting on a socket.  If keep, they go into the buffer,
+ * until the socket is drained or the buffer is full, and true is returned
+ * if the socket may have more.  Otherwise (the buffer is full and held for
+ * CREATE EXTENSION dolon) they are read until the socket is drained and
+ * counted as dropped, and false is returned.
  *
  * recvmmsg() takes up to RECEIVE_VECTOR datagrams a call, each into a slot
  * big enough for the largest; they are then copied into the buffer, which
  * only takes their actual bytes.
  */
 static bool
-receive_from(Collector *collector, int index)
+receive_from(Collector *collector, int index, bool keep)
 {
 	pgsocket	sock = collector->sockets[index];
 	ReceiveVector *vector = collector->vector;
 	int64		received = 0;
 	int64		malformed = 0;
 	int64		dropped = 0;
+	int64		discarded = 0;
 	bool		more = true;
 
 	for (;;)
 	{
-		int			room;
+		int			room = RECEIVE_VECTOR;
 		int			count;
 		int			i;
 
 		/* Room for how many more, each possibly of the largest size */
-		room = Min(BATCH_DATAGRAMS - collector->ndatagrams,
-				   (BUFFER_BYTES - collector->bytes_used) / (MAX_DATAGRAM_BYTES + 1));
-		room = Min(room, RECEIVE_VECTOR);
-		if (room <= 0)
-			break;
+		if (keep)
+		{
+			room = Min(room, BATCH_DATAGRAMS - collector->ndatagrams);
+			room = Min(room, (BUFFER_BYTES - collector->bytes_used) /
+					   (MAX_DATAGRAM_BYTES + 1));
+			if (room <= 0)
+				break;
+		}
 
 		for (i = 0; i < room; i++)
 		{
@@ -477,6 +486,11 @@ receive_from(Collector *collector, int index)
 			}
 
 			received++;
+			if (!keep)
+			{
+				discarded++;
+				continue;
+			}
 			if ((msg->msg_flags & MSG_TRUNC) || length > MAX_DATAGRAM_BYTES)
 			{
 				malformed++;
@@ -516,20 +530,24 @@ receive_from(Collector *collector, int index)
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->received += received;
 	collector_status->malformed += malformed;
-	collector_status->dropped += dropped;
+	collector_status->dropped += dropped + discarded;
 	SpinLockRelease(&collector_status->mutex);
 	if (dropped > 0)
 		report_problem(&collector->drop_throttle,
 					   "datagrams were dropped: they came faster than they could be stored");
+	if (discarded > 0)
+		report_problem(&collector->held_drop_throttle,
+					   "datagrams were dropped: the buffer held until CREATE EXTENSION dolon is full");
 	return more;
 }
 
 /*
- * Read every socket until all are drained or the buffer is full.  Returns
- * true in the second case: more may be waiting.
+ * Read every socket until all are drained, or, if keep, the buffer is full.
+ * Returns true in the second case: more may be waiting.  See
+ * receive_from().
  */
 static bool
-receive_all(Collector *collector)
+receive_all(Collector *collector, bool keep)
 {
 	bool		more = true;
 
@@ -537,12 +555,13 @@ receive_all(Collector *collector)
 	{
 		int			i;
 
-		if (collector->ndatagrams == BATCH_DATAGRAMS ||
-			BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1)
+		if (keep &&
+			(collector->ndatagrams == BATCH_DATAGRAMS ||
+			 BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1))
 			return true;
 		more = false;
 		for (i = 0; i < collector->nsockets; i++)
-			more |= receive_from(collector, i);
+			more |= receive_from(collector, i, keep);
 	}
 	return false;
 }
@@ -577,7 +596,8 @@ extension_ready(Collector *collector)
 		ereport(LOG,
 				(errmsg("dolon collector is waiting for CREATE EXTENSION dolon in database \"%s\"",
 						dolon_database),
-				 errdetail("Datagrams received until then are dropped.")));
+				 errdetail("Datagrams received until then are held, up to %d or %d MB, and stored then; more are dropped.",
+						   BATCH_DATAGRAMS, BUFFER_BYTES / (1024 * 1024))));
 	else if (ready && collector->waiting_logged)
 		ereport(LOG,
 				(errmsg("dolon collector stores traces in database \"%s\" from now on",
@@ -905,14 +925,6 @@ store_batch(Collector *collector)
 {
 	char	   *error;
 
-	if (!extension_ready(collector))
-	{
-		COUNT(dropped, collector->ndatagrams);
-		collector->ndatagrams = 0;
-		collector->bytes_used = 0;
-		return;
-	}
-
 	error = dolon_run_in_transaction(store_step, collector, true);
 	if (error != NULL)
 	{
@@ -1071,20 +1083,27 @@ dolon_collector_main(Datum main_arg)
 
 		(void) dolon_between_steps();
 
-		/* Store what has come, batch after batch, until the sockets are dry */
+		/*
+		 * Store what has come, batch after batch, until the sockets are dry.
+		 * Until the extension exists, the buffer is held for it, and what it
+		 * has no room for is dropped.
+		 */
 		for (;;)
 		{
-			bool		full = receive_all(&collector);
+			bool		full = receive_all(&collector, true);
 
+			if (!extension_ready(&collector))
+			{
+				if (full)
+					(void) receive_all(&collector, false);
+				break;
+			}
 			if (collector.ndatagrams > 0)
 				store_batch(&collector);
 			if (!full)
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}
-
-		if (!collector.extension_ready)
-			(void) extension_ready(&collector);
 		apply_retention(&collector);
 	}
 }

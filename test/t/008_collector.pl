@@ -547,9 +547,11 @@ is( $collector->safe_psql('postgres',
 		  . " FROM dolon.tracing_run r WHERE uuid = '$elsewhere'"),
 	'NaN Infinity|{NaN,-Infinity}|{1}', '... and stored as sent');
 
-# A collector whose extension is not created yet says so, drops what it
-# receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
-# counters are read from another database, whose extension it does not use.
+# A collector whose extension is not created yet says so, holds what it
+# receives, as much as its buffer takes (8,192 datagrams), and stores it once
+# CREATE EXTENSION dolon has run: the datagrams that came first are kept,
+# those beyond are counted as dropped.  Its counters are read from another
+# database, whose extension it does not use.
 ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSION dolon in database "postgres"/) },
 	'the collector waiting for its extension says so in the log');
 $empty->safe_psql('postgres', 'CREATE DATABASE elsewhere');
@@ -559,25 +561,55 @@ my $early = new_uuid();
 send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
 ok( poll_until(
 		sub {
-			$empty->safe_psql('elsewhere',
-				'SELECT received = 5 AND dropped = 5 FROM dolon.collector') eq 't';
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '5';
 		}),
-	'datagrams received while waiting for the extension are counted as dropped');
+	'datagrams come while the collector waits for its extension');
 is( $empty->safe_psql('elsewhere',
-		'SELECT waiting_for_extension, stored, malformed FROM dolon.collector'),
-	't|0|0', 'dolon.collector shows the collector waiting');
+		'SELECT waiting_for_extension, stored, malformed, dropped FROM dolon.collector'),
+	't|0|0|0', 'dolon.collector shows the collector waiting, holding them: none stored, none dropped');
+
+# More than the buffer holds, a thousand at a time so that the kernel drops
+# none: the buffer keeps the first, the rest is dropped
+my $flood = new_uuid();
+my $flood_sent = 0;
+foreach my $chunk (1 .. 10)
+{
+	send_all($to_empty, map { row_message($flood, $flood_sent + $_) } 0 .. 999);
+	$flood_sent += 1000;
+	poll_until(
+		sub {
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector')
+			  >= 5 + $flood_sent;
+		});
+}
+is( $empty->safe_psql('elsewhere',
+		'SELECT received, dropped, stored FROM dolon.collector'),
+	(5 + $flood_sent) . '|' . (5 + $flood_sent - 8192) . '|0',
+	"$flood_sent more rows: the buffer holds 8,192 datagrams, the rest is dropped, counted");
+
+my $extension_created = $empty->safe_psql('postgres', 'SELECT clock_timestamp()');
 $log_offset = -s $empty->logfile;
 $empty->safe_psql('postgres', 'CREATE EXTENSION dolon');
 ok(eval { $empty->wait_for_log(qr/dolon collector stores traces in database "postgres" from now on/, $log_offset) },
 	'the log says when the collector finds the extension');
+ok(poll_until(sub { count_rows($empty, $early) == 4 }),
+	'once CREATE EXTENSION dolon has run, the rows held are stored, nothing more being sent');
+is( $empty->safe_psql('postgres',
+		"SELECT app_name, creation_time < '$extension_created',"
+		  . " (SELECT bool_and(date_time < '$extension_created') FROM dolon.tracing_row w WHERE w.uuid = r.uuid)"
+		  . " FROM dolon.tracing_run r WHERE uuid = '$early'"),
+	'early|t|t', '... their run too, both stamped with their arrival, before CREATE EXTENSION');
+is( $empty->safe_psql('postgres',
+		"SELECT count(*), min(row_data[1]), max(row_data[1]) FROM dolon.tracing_row WHERE uuid = '$flood'"),
+	'8187|0|8186', '... and the first 8,187 rows of the flood, in the buffer with them');
 my $late = new_uuid();
 send_all($to_empty, run_message($late, 'late', 'a'), map { row_message($late, $_) } 1 .. 3);
 ok(poll_until(sub { count_rows($empty, $late) == 3 }),
 	'after CREATE EXTENSION dolon, the rows are stored');
 is( $empty->safe_psql('postgres',
-		"SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped,"
-		  . " (SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$early') FROM dolon.collector"),
-	'f|9|1|3|5|0', '... the run too, and nothing of what came before');
+		'SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped, malformed FROM dolon.collector'),
+	'f|' . (9 + $flood_sent) . '|2|' . (7 + 8187) . '|' . ($flood_sent - 8187) . '|0',
+	'... the run too; every datagram is stored or dropped, counted');
 
 # With dolon.database in LATIN1, an announcement whose app_name LATIN1
 # cannot hold is malformed; the valid datagrams of its batch are stored
