@@ -30,7 +30,8 @@
  * so in the log, holds what it receives in its buffer (what the buffer has
  * no room for is dropped, counted) and checks again every second; once it
  * can store, it stores what it held, and has the tracers of this server
- * announce their runs again.
+ * announce their runs again.  What the buffer holds when the collector
+ * exits is counted as dropped.
  *
  * Retention: every RETENTION_INTERVAL_MS (or dolon.collector_retention if
  * shorter), rows older than dolon.collector_retention are deleted, and runs
@@ -256,13 +257,17 @@ report_problem(DolonLogThrottle *throttle, const char *problem)
 }
 
 /*
- * on_shmem_exit callback: the collector is gone.
+ * on_shmem_exit callback: the collector, arg, is gone, and the datagrams in
+ * its buffer are lost.
  */
 static void
 collector_status_detach(int code, Datum arg)
 {
+	Collector  *collector = (Collector *) DatumGetPointer(arg);
+
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->pid = 0;
+	collector_status->dropped += collector->ndatagrams;
 	SpinLockRelease(&collector_status->mutex);
 }
 
@@ -1056,7 +1061,8 @@ dolon_collector_main(Datum main_arg)
 	collector_status->pid = MyProcPid;
 	collector_status->waiting_for_extension = true;	/* until checked */
 	SpinLockRelease(&collector_status->mutex);
-	on_shmem_exit(collector_status_detach, (Datum) 0);
+	/* Every exit of the worker runs within this function: collector lives */
+	on_shmem_exit(collector_status_detach, PointerGetDatum(&collector));
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
 
 	/* What one turn of the loop allocates, messages included, goes with it */

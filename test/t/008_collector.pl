@@ -558,16 +558,42 @@ ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSIO
 $empty->safe_psql('postgres', 'CREATE DATABASE elsewhere');
 $empty->safe_psql('elsewhere', 'CREATE EXTENSION dolon');
 my $to_empty = sender($empty_port);
-my $early = new_uuid();
-send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
+
+# What it holds when it exits is counted as dropped; it starts again
+my $lost = new_uuid();
+send_all($to_empty, map { row_message($lost, $_) } 1 .. 3);
 ok( poll_until(
 		sub {
-			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '5';
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '3';
 		}),
 	'datagrams come while the collector waits for its extension');
 is( $empty->safe_psql('elsewhere',
 		'SELECT waiting_for_extension, stored, malformed, dropped FROM dolon.collector'),
 	't|0|0|0', 'dolon.collector shows the collector waiting, holding them: none stored, none dropped');
+my $exited = collector_counters($empty, 'elsewhere')->{pid};
+$empty->safe_psql('elsewhere', "SELECT pg_terminate_backend($exited)");
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere',
+				"SELECT dropped = 3 AND pid IS DISTINCT FROM $exited FROM dolon.collector") eq 't';
+		}),
+	'the datagrams it held when it exited are counted as dropped');
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere',
+				"SELECT pid IS NOT NULL AND pid <> $exited FROM dolon.collector") eq 't';
+		}),
+	'the collector starts again');
+
+my $early = new_uuid();
+send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '8';
+		}),
+	'datagrams keep coming while the collector waits');
+is( $empty->safe_psql('elsewhere', 'SELECT stored, dropped FROM dolon.collector'),
+	'0|3', '... held: none stored, none more dropped');
 
 # More than the buffer holds, 200 at a time so that the kernel drops none
 # even with a small receive buffer: the buffer keeps the first, the rest is
@@ -581,12 +607,12 @@ foreach my $chunk (1 .. 50)
 	poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector')
-			  >= 5 + $flood_sent;
+			  >= 8 + $flood_sent;
 		});
 }
 is( $empty->safe_psql('elsewhere',
 		'SELECT received, dropped, stored FROM dolon.collector'),
-	(5 + $flood_sent) . '|' . (5 + $flood_sent - 8192) . '|0',
+	(8 + $flood_sent) . '|' . (3 + 5 + $flood_sent - 8192) . '|0',
 	"$flood_sent more rows: the buffer holds 8,192 datagrams, the rest is dropped, counted");
 
 my $extension_created = $empty->safe_psql('postgres', 'SELECT clock_timestamp()');
@@ -610,7 +636,7 @@ ok(poll_until(sub { count_rows($empty, $late) == 3 }),
 	'after CREATE EXTENSION dolon, the rows are stored');
 is( $empty->safe_psql('postgres',
 		'SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped, malformed FROM dolon.collector'),
-	'f|' . (9 + $flood_sent) . '|2|' . (7 + 8187) . '|' . ($flood_sent - 8187) . '|0',
+	'f|' . (12 + $flood_sent) . '|2|' . (7 + 8187) . '|' . (3 + $flood_sent - 8187) . '|0',
 	'... the run too; every datagram is stored or dropped, counted');
 
 # With dolon.database in LATIN1, an announcement whose app_name LATIN1
