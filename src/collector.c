@@ -1061,7 +1061,7 @@ dolon_collector_main(Datum main_arg)
 	collector_status->pid = MyProcPid;
 	collector_status->waiting_for_extension = true;	/* until checked */
 	SpinLockRelease(&collector_status->mutex);
-	/* Every exit of the worker runs within this function: collector lives */
+	/* Every exit of the worker happens within this function: collector lives */
 	on_shmem_exit(collector_status_detach, PointerGetDatum(&collector));
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
 

@@ -599,7 +599,6 @@ scan_datagram(char **data, int length, DecodeState *state)
 	int			depth = 0;
 	int			deepest = 0;
 	bool		in_string = false;
-	bool		copied = false;
 	int			i;
 
 	for (i = 0; i < length; i++)
@@ -630,13 +629,12 @@ scan_datagram(char **data, int length, DecodeState *state)
 
 			if (token_length == 0)
 				continue;
-			if (!copied)
+			if (state->non_finite_count == 0)
 			{
 				char	   *copy = palloc(length);
 
 				memcpy(copy, *data, length);
 				*data = copy;
-				copied = true;
 			}
 			if (state->non_finite_count == state->non_finite_allocated)
 			{
