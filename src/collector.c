@@ -15,7 +15,9 @@
  * buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is stored, rather
  * than being lost to a slow insert path.  What the kernel still drops when
  * that buffer is full is counted: each datagram carries the socket's
- * count of drops (SO_RXQ_OVFL).
+ * count of drops so far (SO_RXQ_OVFL), and once a socket is drained the
+ * same count is read from the socket itself (SO_MEMINFO), so that drops
+ * after the last datagram show at once rather than with a later datagram.
  *
  * Datagrams are decoded by mnemic_decode() (protocol.c), with the server's
  * JSON parser, and their content only ever reaches SQL as parameters of
@@ -25,9 +27,11 @@
  * (its announcement may come later), and counted as an orphan.  Every kind
  * of problem is logged at most once a minute.  Until CREATE EXTENSION dolon
  * has run in dolon.database there is nowhere to store: the collector says
- * so in the log, drops what it receives (counted) and checks again every
- * second; once it can store, it has the tracers of this server announce
- * their runs again.
+ * so in the log, holds what it receives in its buffer (what the buffer has
+ * no room for is dropped, counted) and checks again every second; once it
+ * can store, it stores what it held, and has the tracers of this server
+ * announce their runs again.  What the buffer holds when the collector
+ * exits is counted as dropped.
  *
  * Retention: every RETENTION_INTERVAL_MS (or dolon.collector_retention if
  * shorter), rows older than dolon.collector_retention are deleted, and runs
@@ -37,6 +41,7 @@
  */
 #include "postgres.h"
 
+#include <linux/sock_diag.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -137,7 +142,7 @@ typedef struct BufferedDatagram
 typedef struct Collector
 {
 	pgsocket	sockets[MAX_SOCKETS];
-	uint32		kernel_drops[MAX_SOCKETS];	/* last SO_RXQ_OVFL of each */
+	uint32		kernel_drops[MAX_SOCKETS];	/* the kernel's count seen last */
 	int			nsockets;
 	WaitEventSet *events;
 
@@ -163,6 +168,7 @@ typedef struct Collector
 	DolonLogThrottle duplicate_throttle;
 	DolonLogThrottle orphan_throttle;
 	DolonLogThrottle drop_throttle;
+	DolonLogThrottle held_drop_throttle;
 	DolonLogThrottle error_throttle;
 } Collector;
 
@@ -251,13 +257,17 @@ report_problem(DolonLogThrottle *throttle, const char *problem)
 }
 
 /*
- * on_shmem_exit callback: the collector is gone.
+ * on_shmem_exit callback: the collector, arg, is gone, and the datagrams in
+ * its buffer are lost.
  */
 static void
 collector_status_detach(int code, Datum arg)
 {
+	Collector  *collector = (Collector *) DatumGetPointer(arg);
+
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->pid = 0;
+	collector_status->dropped += collector->ndatagrams;
 	SpinLockRelease(&collector_status->mutex);
 }
 
@@ -275,6 +285,45 @@ reset_known_runs(Collector *collector)
 	ctl.entrysize = sizeof(pg_uuid_t);
 	collector->known_runs = hash_create("dolon collector known runs", 1024,
 										&ctl, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * The kernel reports total drops on socket index since it was opened: the
+ * same counter (sk_drops) whether it comes with a datagram (SO_RXQ_OVFL) or
+ * from the socket (SO_MEMINFO).  Returns how many of them were not counted
+ * before.  A datagram that arrived before the count was last read from the
+ * socket carries a smaller total, which adds nothing.
+ */
+static int64
+kernel_drops_since(Collector *collector, int index, uint32 total)
+{
+	int32		change = (int32) (total - collector->kernel_drops[index]);
+
+	if (change <= 0)
+		return 0;
+	collector->kernel_drops[index] = total;
+	return change;
+}
+
+/*
+ * Read the kernel's count of drops from socket index itself.  Returns the
+ * drops not counted before, or -1 (with errno set) if it cannot be read.
+ */
+static int64
+read_kernel_drops(Collector *collector, int index)
+{
+	uint32		meminfo[SK_MEMINFO_VARS];
+	socklen_t	length = sizeof(meminfo);
+
+	if (getsockopt(collector->sockets[index], SOL_SOCKET, SO_MEMINFO,
+				   meminfo, &length) != 0)
+		return -1;
+	if (length <= SK_MEMINFO_DROPS * sizeof(uint32))
+	{
+		errno = ENOPROTOOPT;
+		return -1;
+	}
+	return kernel_drops_since(collector, index, meminfo[SK_MEMINFO_DROPS]);
 }
 
 /*
@@ -343,6 +392,12 @@ open_sockets(Collector *collector)
 			}
 			collector->kernel_drops[collector->nsockets] = 0;
 			collector->sockets[collector->nsockets++] = sock;
+			if (read_kernel_drops(collector, collector->nsockets - 1) < 0)
+				ereport(WARNING,
+						(errcode_for_socket_access(),
+						 errmsg("dolon collector could not read the count of datagrams the kernel dropped on \"%s\" port %d: %m",
+								name, dolon_collector_port),
+						 errdetail("Drops are counted when a later datagram arrives.")));
 		}
 		freeaddrinfo(addresses_found);
 	}
@@ -356,35 +411,42 @@ open_sockets(Collector *collector)
 }
 
 /*
- * Read the datagrams waiting on a socket into the buffer, until it is
- * drained or the buffer is full.  Returns true if the socket may have more.
+ * Read the datagrams waiting on a socket.  If keep, they go into the buffer,
+ * until the socket is drained or the buffer is full, and true is returned
+ * if the socket may have more.  Otherwise (the buffer is full and held for
+ * CREATE EXTENSION dolon) they are read until the socket is drained and
+ * counted as dropped, and false is returned.
  *
  * recvmmsg() takes up to RECEIVE_VECTOR datagrams a call, each into a slot
  * big enough for the largest; they are then copied into the buffer, which
  * only takes their actual bytes.
  */
 static bool
-receive_from(Collector *collector, int index)
+receive_from(Collector *collector, int index, bool keep)
 {
 	pgsocket	sock = collector->sockets[index];
 	ReceiveVector *vector = collector->vector;
 	int64		received = 0;
 	int64		malformed = 0;
 	int64		dropped = 0;
+	int64		discarded = 0;
 	bool		more = true;
 
 	for (;;)
 	{
-		int			room;
+		int			room = RECEIVE_VECTOR;
 		int			count;
 		int			i;
 
 		/* Room for how many more, each possibly of the largest size */
-		room = Min(BATCH_DATAGRAMS - collector->ndatagrams,
-				   (BUFFER_BYTES - collector->bytes_used) / (MAX_DATAGRAM_BYTES + 1));
-		room = Min(room, RECEIVE_VECTOR);
-		if (room <= 0)
-			break;
+		if (keep)
+		{
+			room = Min(room, BATCH_DATAGRAMS - collector->ndatagrams);
+			room = Min(room, (BUFFER_BYTES - collector->bytes_used) /
+					   (MAX_DATAGRAM_BYTES + 1));
+			if (room <= 0)
+				break;
+		}
 
 		for (i = 0; i < room; i++)
 		{
@@ -424,12 +486,16 @@ receive_from(Collector *collector, int index)
 					uint32		drops;
 
 					memcpy(&drops, CMSG_DATA(cmsg), sizeof(drops));
-					dropped += (uint32) (drops - collector->kernel_drops[index]);
-					collector->kernel_drops[index] = drops;
+					dropped += kernel_drops_since(collector, index, drops);
 				}
 			}
 
 			received++;
+			if (!keep)
+			{
+				discarded++;
+				continue;
+			}
 			if ((msg->msg_flags & MSG_TRUNC) || length > MAX_DATAGRAM_BYTES)
 			{
 				malformed++;
@@ -454,23 +520,39 @@ receive_from(Collector *collector, int index)
 		}
 	}
 
+	/*
+	 * Drained: what the kernel dropped after the last datagram shows only
+	 * here, until another datagram comes
+	 */
+	if (!more)
+	{
+		int64		drops = read_kernel_drops(collector, index);
+
+		if (drops > 0)
+			dropped += drops;
+	}
+
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->received += received;
 	collector_status->malformed += malformed;
-	collector_status->dropped += dropped;
+	collector_status->dropped += dropped + discarded;
 	SpinLockRelease(&collector_status->mutex);
 	if (dropped > 0)
 		report_problem(&collector->drop_throttle,
 					   "datagrams were dropped: they came faster than they could be stored");
+	if (discarded > 0)
+		report_problem(&collector->held_drop_throttle,
+					   "datagrams were dropped: the buffer held until CREATE EXTENSION dolon is full");
 	return more;
 }
 
 /*
- * Read every socket until all are drained or the buffer is full.  Returns
- * true in the second case: more may be waiting.
+ * Read every socket until all are drained, or, if keep, the buffer is full.
+ * Returns true in the second case: more may be waiting.  See
+ * receive_from().
  */
 static bool
-receive_all(Collector *collector)
+receive_all(Collector *collector, bool keep)
 {
 	bool		more = true;
 
@@ -478,12 +560,13 @@ receive_all(Collector *collector)
 	{
 		int			i;
 
-		if (collector->ndatagrams == BATCH_DATAGRAMS ||
-			BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1)
+		if (keep &&
+			(collector->ndatagrams == BATCH_DATAGRAMS ||
+			 BUFFER_BYTES - collector->bytes_used < MAX_DATAGRAM_BYTES + 1))
 			return true;
 		more = false;
 		for (i = 0; i < collector->nsockets; i++)
-			more |= receive_from(collector, i);
+			more |= receive_from(collector, i, keep);
 	}
 	return false;
 }
@@ -518,7 +601,8 @@ extension_ready(Collector *collector)
 		ereport(LOG,
 				(errmsg("dolon collector is waiting for CREATE EXTENSION dolon in database \"%s\"",
 						dolon_database),
-				 errdetail("Datagrams received until then are dropped.")));
+				 errdetail("Datagrams received until then are held, up to %d or %d MB, and stored then; more are dropped.",
+						   BATCH_DATAGRAMS, BUFFER_BYTES / (1024 * 1024))));
 	else if (ready && collector->waiting_logged)
 		ereport(LOG,
 				(errmsg("dolon collector stores traces in database \"%s\" from now on",
@@ -846,14 +930,6 @@ store_batch(Collector *collector)
 {
 	char	   *error;
 
-	if (!extension_ready(collector))
-	{
-		COUNT(dropped, collector->ndatagrams);
-		collector->ndatagrams = 0;
-		collector->bytes_used = 0;
-		return;
-	}
-
 	error = dolon_run_in_transaction(store_step, collector, true);
 	if (error != NULL)
 	{
@@ -985,7 +1061,8 @@ dolon_collector_main(Datum main_arg)
 	collector_status->pid = MyProcPid;
 	collector_status->waiting_for_extension = true;	/* until checked */
 	SpinLockRelease(&collector_status->mutex);
-	on_shmem_exit(collector_status_detach, (Datum) 0);
+	/* Every exit of the worker happens within this function: collector lives */
+	on_shmem_exit(collector_status_detach, PointerGetDatum(&collector));
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
 
 	/* What one turn of the loop allocates, messages included, goes with it */
@@ -1012,20 +1089,27 @@ dolon_collector_main(Datum main_arg)
 
 		(void) dolon_between_steps();
 
-		/* Store what has come, batch after batch, until the sockets are dry */
+		/*
+		 * Store what has come, batch after batch, until the sockets are dry.
+		 * Until the extension exists, the buffer is held for it, and what it
+		 * has no room for is dropped.
+		 */
 		for (;;)
 		{
-			bool		full = receive_all(&collector);
+			bool		full = receive_all(&collector, true);
 
+			if (!extension_ready(&collector))
+			{
+				if (full)
+					(void) receive_all(&collector, false);
+				break;
+			}
 			if (collector.ndatagrams > 0)
 				store_batch(&collector);
 			if (!full)
 				break;
 			CHECK_FOR_INTERRUPTS();
 		}
-
-		if (!collector.extension_ready)
-			(void) extension_ready(&collector);
 		apply_retention(&collector);
 	}
 }

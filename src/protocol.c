@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * protocol.c
- *		Encoding of the messages of the mnemic tracing protocol.
+ *		Encoding and decoding of the messages of the mnemic tracing
+ *		protocol.
  *
  * A run is announced by a create_trace_run message naming its columns and
  * carrying a random (version 4) UUID; each sample is then a row message with
@@ -13,6 +14,8 @@
  * Numbers that are whole are written as integers; others in the shortest
  * form that reads back as the same double, as the original client does.
  * JSON has no NaN or infinity, so those, like unknown values, are null.
+ *
+ * Decoding, for the collector, is described below, before its code.
  *
  *-------------------------------------------------------------------------
  */
@@ -28,6 +31,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/json.h"
 
 #include "dolon.h"
@@ -180,9 +184,25 @@ mnemic_encode_row(StringInfo buf, const double *values, const bool *nulls,
  * only parsed.  What is accepted, and what is refused, is what mnemic's own
  * backend accepts and drops: a JSON object with a known msg_type, a uuid, and
  * for a run an app_name of at most 128 characters and a non-empty list of
- * column names, for a row a list of numbers (or nulls) within the range of
- * real.  Other keys are ignored.
+ * column names, for a row a list of values, each a number within the range
+ * of real (one too close to zero for real is 0), a boolean (1 or 0), or
+ * null.  Other keys are ignored.
+ *
+ * The original client writes with Python's json module, which writes a value
+ * that is not finite as a bare NaN, Infinity or -Infinity: not JSON, and
+ * refused by the server's parser.  Before parsing, each of these three
+ * tokens that stands alone outside strings is replaced, in a copy of the
+ * datagram, by the number 0 padded with spaces to the same length, and
+ * noted; a value of row_data that ends where a noted 0 ends is then that
+ * token's value.  Any other spelling (nan, -NaN, Inf) stays refused.
  */
+
+/* One of Python's non-finite tokens, replaced before parsing */
+typedef struct NonFiniteToken
+{
+	int			end;			/* offset just past the 0 that replaced it */
+	float4		value;
+} NonFiniteToken;
 
 /* Where the parser is, in the fields we look at */
 typedef enum DecodeField
@@ -198,6 +218,7 @@ typedef enum DecodeField
 typedef struct DecodeState
 {
 	MnemicMessage *message;
+	JsonLexContext *lex;
 	const char *problem;		/* the first problem found */
 	int			depth;			/* of objects and arrays */
 	DecodeField field;			/* the top-level key being parsed */
@@ -209,6 +230,10 @@ typedef struct DecodeState
 	bool		have_row_data;
 	char	   *msg_type;
 	int			values_allocated;
+	NonFiniteToken *non_finite; /* in the order of the datagram */
+	int			non_finite_count;
+	int			non_finite_allocated;
+	int			non_finite_next;	/* the first not yet passed */
 } DecodeState;
 
 static int
@@ -352,6 +377,27 @@ decode_field_end(void *arg, char *name, bool isnull)
 }
 
 /*
+ * Did the number just parsed replace one of Python's non-finite tokens?  If
+ * so, set *value to that token's value.
+ */
+static bool
+decode_non_finite(DecodeState *state, float4 *value)
+{
+	int			end = state->lex->prev_token_terminator - state->lex->input;
+
+	while (state->non_finite_next < state->non_finite_count &&
+		   state->non_finite[state->non_finite_next].end < end)
+		state->non_finite_next++;
+	if (state->non_finite_next < state->non_finite_count &&
+		state->non_finite[state->non_finite_next].end == end)
+	{
+		*value = state->non_finite[state->non_finite_next++].value;
+		return true;
+	}
+	return false;
+}
+
+/*
  * A value of row_data, as a real.
  */
 static void
@@ -360,25 +406,36 @@ decode_row_value(DecodeState *state, char *token, JsonTokenType type)
 	MnemicMessage *message = state->message;
 	float4		value = 0;
 
-	/*
-	 * Read the number as PostgreSQL reads a real (float4in), rounding once:
-	 * a value that overflows, or underflows to zero, is out of range, and
-	 * mnemic's backend drops the row.
-	 */
-	if (type == JSON_TOKEN_NUMBER)
+	switch (type)
 	{
-		errno = 0;
-		value = strtof(token, NULL);
-		if (errno == ERANGE && (value == 0 || isinf(value)))
-		{
-			decode_problem(state, "a value of row_data is beyond the range of real");
+		case JSON_TOKEN_NUMBER:
+			if (decode_non_finite(state, &value))
+				break;
+
+			/*
+			 * Read the number as PostgreSQL reads a real (float4in), rounding
+			 * once.  A value beyond the range of real is an error for
+			 * mnemic's backend, as for PostgreSQL's cast of a double to real,
+			 * and the row is dropped; one too close to zero for real rounds
+			 * to 0, as mnemic's backend stores it.
+			 */
+			errno = 0;
+			value = strtof(token, NULL);
+			if (errno == ERANGE && isinf(value))
+			{
+				decode_problem(state, "a value of row_data is beyond the range of real");
+				return;
+			}
+			break;
+		case JSON_TOKEN_TRUE:
+			value = 1;
+			break;
+		case JSON_TOKEN_FALSE:
+		case JSON_TOKEN_NULL:
+			break;
+		default:
+			decode_problem(state, "a value of row_data is not a number");
 			return;
-		}
-	}
-	else if (type != JSON_TOKEN_NULL)
-	{
-		decode_problem(state, "a value of row_data is not a number");
-		return;
 	}
 
 	if (message->nvalues == state->values_allocated)
@@ -493,11 +550,51 @@ utf8_to_server(char *text)
 	return converted;
 }
 
+/* Can this character stand next to a JSON value, outside strings? */
+static bool
+delimits_value(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
+		c == ',' || c == ':' || c == '[' || c == ']' || c == '}';
+}
+
 /*
- * The deepest nesting of arrays and objects in a JSON text, outside strings.
+ * If one of Python's non-finite tokens stands alone at offset i of data,
+ * return its length and set *value to its value; otherwise return 0.
  */
 static int
-nesting_depth(const char *data, int length)
+non_finite_token(const char *data, int length, int i, float4 *value)
+{
+	static const char *const tokens[] = {"NaN", "Infinity", "-Infinity"};
+	int			t;
+
+	if (i > 0 && !delimits_value(data[i - 1]))
+		return 0;
+	for (t = 0; t < lengthof(tokens); t++)
+	{
+		int			token_length = strlen(tokens[t]);
+
+		if (token_length > length - i ||
+			memcmp(data + i, tokens[t], token_length) != 0 ||
+			(i + token_length < length && !delimits_value(data[i + token_length])))
+			continue;
+		if (t == 0)
+			*value = get_float4_nan();
+		else
+			*value = t == 1 ? get_float4_infinity() : -get_float4_infinity();
+		return token_length;
+	}
+	return 0;
+}
+
+/*
+ * Scan a datagram before parsing it, outside its strings: return how deep
+ * its arrays and objects nest, and replace Python's non-finite tokens,
+ * noting them in state.  *data becomes a copy, made in the current memory
+ * context, once one is replaced.
+ */
+static int
+scan_datagram(char **data, int length, DecodeState *state)
 {
 	int			depth = 0;
 	int			deepest = 0;
@@ -506,7 +603,7 @@ nesting_depth(const char *data, int length)
 
 	for (i = 0; i < length; i++)
 	{
-		char		c = data[i];
+		char		c = (*data)[i];
 
 		if (in_string)
 		{
@@ -518,9 +615,42 @@ nesting_depth(const char *data, int length)
 		else if (c == '"')
 			in_string = true;
 		else if (c == '[' || c == '{')
-			deepest = Max(deepest, ++depth);
+		{
+			/* Max() evaluates its arguments twice: count the level first */
+			depth++;
+			deepest = Max(deepest, depth);
+		}
 		else if (c == ']' || c == '}')
 			depth--;
+		else if (c == 'N' || c == 'I' || c == '-')
+		{
+			float4		value;
+			int			token_length = non_finite_token(*data, length, i, &value);
+
+			if (token_length == 0)
+				continue;
+			if (state->non_finite_count == 0)
+			{
+				char	   *copy = palloc(length);
+
+				memcpy(copy, *data, length);
+				*data = copy;
+			}
+			if (state->non_finite_count == state->non_finite_allocated)
+			{
+				state->non_finite_allocated = Max(16, state->non_finite_allocated * 2);
+				state->non_finite = state->non_finite == NULL ?
+					palloc(state->non_finite_allocated * sizeof(NonFiniteToken)) :
+					repalloc(state->non_finite,
+							 state->non_finite_allocated * sizeof(NonFiniteToken));
+			}
+			(*data)[i] = '0';
+			memset(*data + i + 1, ' ', token_length - 1);
+			state->non_finite[state->non_finite_count].end = i + 1;
+			state->non_finite[state->non_finite_count].value = value;
+			state->non_finite_count++;
+			i += token_length - 1;
+		}
 	}
 	return deepest;
 }
@@ -540,15 +670,14 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 	JsonParseErrorType error;
 
 	memset(message, 0, sizeof(MnemicMessage));
-	if (length >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
-		return "the datagram starts with a byte-order mark";
-	if (nesting_depth(data, length) > MAX_NESTING)
-		return "the datagram nests arrays or objects too deep";
-	if (pg_encoding_verifymbstr(PG_UTF8, data, length) != length)
-		return "the datagram is not valid UTF-8";
-
 	memset(&state, 0, sizeof(state));
 	state.message = message;
+	if (length >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
+		return "the datagram starts with a byte-order mark";
+	if (pg_encoding_verifymbstr(PG_UTF8, data, length) != length)
+		return "the datagram is not valid UTF-8";
+	if (scan_datagram(&data, length, &state) > MAX_NESTING)
+		return "the datagram nests arrays or objects too deep";
 	memset(&actions, 0, sizeof(actions));
 	actions.semstate = &state;
 	actions.object_start = decode_object_start;
@@ -560,6 +689,7 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 	actions.scalar = decode_scalar;
 
 	lex = makeJsonLexContextCstringLen(data, length, PG_UTF8, true);
+	state.lex = lex;
 	error = pg_parse_json(lex, &actions);
 	if (error != JSON_SUCCESS)
 		return "the datagram is not JSON";

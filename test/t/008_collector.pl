@@ -1,8 +1,9 @@
 # The collector, an embedded mnemic backend: it stores what a tracer of
-# another cluster and the original client send, as they sent it; counts and
-# survives bad datagrams; stores or counts every row of a burst; waits for
-# CREATE EXTENSION dolon; expires old traces; and lets monitoring roles, and
-# only them, read the traces back
+# another cluster and the original client send, as they sent it (Python's
+# NaN and Infinity included); counts and survives bad datagrams; stores or
+# counts every row of a burst, without waiting for a later datagram; holds
+# what comes before CREATE EXTENSION dolon and stores it then; expires old
+# traces; and lets monitoring roles, and only them, read the traces back
 use strict;
 use warnings;
 
@@ -313,8 +314,20 @@ my %malformed = (
 	'a top-level array' => '[' . row_message(bad_uuid(), 1) . ']',
 	'a value beyond real' => row_message(bad_uuid(), 1, '1e39'),
 	'a negative value beyond real' => row_message(bad_uuid(), '-1e39'),
-	'a value that underflows real' => row_message(bad_uuid(), '1e-46'),
-	'a bare NaN, as the original client writes it' => row_message(bad_uuid(), 'NaN'),
+	'a double beyond real, as Python writes 1e300' => row_message(bad_uuid(), '1e+300'),
+	'a bare nan in lowercase' => row_message(bad_uuid(), 'nan'),
+	'a bare -NaN' => row_message(bad_uuid(), '-NaN'),
+	'a bare +Infinity' => row_message(bad_uuid(), '+Infinity'),
+	'a bare Inf' => row_message(bad_uuid(), 'Inf'),
+	'NaN glued to a number' => row_message(bad_uuid(), '1NaN'),
+	'Infinity glued to a letter' => row_message(bad_uuid(), 'Infinityx'),
+	'two NaN without a comma' => row_message(bad_uuid(), 'NaN NaN'),
+	'a bare NaN as msg_type' => qq({"msg_type": NaN, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
+	'a bare NaN as a key' => qq({"msg_type": "row", NaN: 1, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
+	'a bare Infinity as a column name' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": [Infinity], "uuid": ") . bad_uuid() . '"}',
+	'a bare NaN as the whole datagram' => 'NaN',
+	'a string "NaN" as a value' => row_message(bad_uuid(), '"NaN"'),
+	'a boolean as app_name' => qq({"msg_type": "create_trace_run", "app_name": true, "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
 	'an app_name of 129 characters' => run_message(bad_uuid(), 'a' x 129, 'a'),
 	'no msg_type' => qq({"row_data": [1], "uuid": ") . bad_uuid() . '"}');
 my $duplicate = new_uuid();
@@ -408,6 +421,45 @@ is_deeply(counters_risen($collector, $before, 4),
 	rises(received => 4, malformed => 1, stored_rows => 3),
 	'a datagram of 65,000 nested arrays is counted as malformed, the rows of its batch are stored');
 
+# Nesting is refused beyond 64 levels, the datagram's object included, and
+# only then: a row whose extra key nests 63 arrays or objects is stored, one
+# level more is malformed; arrays side by side are no deeper than one.  Each
+# row carries its case's number.
+sub row_with
+{
+	my ($uuid, $n, $extra) = @_;
+	return qq({"msg_type": "row", "row_data": [$n], "uuid": "$uuid", $extra});
+}
+my @nesting = (
+	[ '64 levels: 63 nested arrays in an extra key',
+		qq("extra": ) . ('[' x 63) . (']' x 63), 1 ],
+	[ '64 levels: 62 nested objects and an array',
+		qq("extra": ) . ('{"k": ' x 62) . '[1]' . ('}' x 62), 1 ],
+	[ '32 levels: 31 nested arrays', qq("extra": ) . ('[' x 31) . (']' x 31), 1 ],
+	[ '61 keys holding an array each', join(', ', map { qq("k$_": [$_]) } 1 .. 61), 1 ],
+	[ '1,000 arrays side by side', qq("extra": [) . join(', ', ('[1]') x 1000) . ']', 1 ],
+	[ '65 levels: 64 nested arrays', qq("extra": ) . ('[' x 64) . (']' x 64), 0 ],
+	[ '65 levels: 63 nested objects and an array',
+		qq("extra": ) . ('{"k": ' x 63) . '[1]' . ('}' x 63), 0 ]);
+my $levels = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($levels, 'levels', 'case'));
+counters_risen($collector, $before, 1);
+$before = collector_counters($collector);
+send_all($to_collector, map { row_with($levels, $_, $nesting[$_][1]) } 0 .. $#nesting);
+my @kept = grep { $nesting[$_][2] } 0 .. $#nesting;
+is_deeply(counters_risen($collector, $before, scalar @nesting),
+	rises(received => scalar @nesting, stored_rows => scalar @kept,
+		malformed => @nesting - @kept),
+	'nesting: ' . @kept . ' rows stored, ' . (@nesting - @kept) . ' malformed');
+my %stored_cases = map { $_ => 1 } split /\n/, $collector->safe_psql('postgres',
+	"SELECT row_data[1] FROM dolon.tracing_row WHERE uuid = '$levels'");
+foreach my $n (0 .. $#nesting)
+{
+	is(exists $stored_cases{$n} ? 1 : 0, $nesting[$n][2],
+		$nesting[$n][0] . ($nesting[$n][2] ? ': stored' : ': malformed'));
+}
+
 # A key given twice counts once, the last one, as JSON parsers do (and
 # mnemic's): the values of the two row_data are not put together
 my $twice = new_uuid();
@@ -431,11 +483,12 @@ is($collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FRO
 # Values become real as PostgreSQL turns them into real, as in mnemic's
 # table: 2^24 + 1 rounds to even, null stays null; the double nearest to
 # 1 + 2^-24 (as Python writes it) rounds up; the largest real, as PostgreSQL
-# writes it, is within range
+# writes it, is within range, and so is a subnormal one
 my %rounding = (
 	'common values' => [ '16777217', undef, '-1e-05', '0.1' ],
 	'a value just above halfway between two reals' => ['1.0000000596046448'],
-	'the largest real' => ['3.4028235e+38']);
+	'the largest real' => ['3.4028235e+38'],
+	'a subnormal real' => ['1e-40']);
 foreach my $case (sort keys %rounding)
 {
 	my $uuid = new_uuid();
@@ -451,37 +504,140 @@ foreach my $case (sort keys %rounding)
 		"$case (" . join(', ', map { $_ // 'null' } @values) . '): stored as PostgreSQL rounds to real');
 }
 
-# A collector whose extension is not created yet says so, drops what it
-# receives (counted), and stores once CREATE EXTENSION dolon has run.  Its
-# counters are read from another database, whose extension it does not use.
+# The original client writes with Python's json.dumps: a value that is not
+# finite as the bare tokens NaN, Infinity and -Infinity (outside JSON, and
+# only those spellings), a boolean as true or false, a value too small for
+# real as it is.  mnemic's backend stores NaN, the infinities, 1 and 0, and
+# 0 for the value too small; a double beyond real is malformed (above).
+my @python = (
+	[ 'NaN', '[NaN, 1]', '{NaN,1}' ],
+	[ 'infinities', '[Infinity, -Infinity]', '{Infinity,-Infinity}' ],
+	[ 'booleans', '[true, false]', '{1,0}' ],
+	[ 'a value below the range of real', '[1e-50, 1]', '{0,1}' ],
+	[ 'a negative value below the range of real', '[-1e-50]', '{-0}' ],
+	[ 'the tokens without spaces, among numbers and null',
+		'[-Infinity,NaN,2.5,null,Infinity,true]', '{-Infinity,NaN,2.5,NULL,Infinity,1}' ],
+	[ 'the tokens among zeros', '[0, NaN, 0, -Infinity, -0]', '{0,NaN,0,-Infinity,-0}' ],
+	[ 'the tokens across lines', "[\n NaN\n,\tInfinity\r\n]", '{NaN,Infinity}' ]);
+my $python_run = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($python_run, 'python', 'a', 'b'));
+counters_risen($collector, $before, 1);
+foreach my $case (@python)
+{
+	my ($what, $row_data, $expected) = @$case;
+	my $uuid = new_uuid();
+	$before = collector_counters($collector);
+	send_all($to_collector, qq({"msg_type": "row", "row_data": $row_data, "uuid": "$uuid"}));
+	counters_risen($collector, $before, 1);
+	(my $shown = $row_data) =~ s/([\t\n\r])/sprintf('\\x%02x', ord $1)/ge;
+	is($collector->safe_psql('postgres', "SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
+		$expected, "as the original client writes them, $what ($shown): stored as mnemic does");
+}
+# The tokens elsewhere: in a key the collector ignores they are valid, as
+# Python reads them; inside strings they are text
+my $elsewhere = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector,
+	run_message($elsewhere, 'NaN Infinity', 'NaN', '-Infinity'),
+	qq({"msg_type": "row", "row_data": [1], "uuid": "$elsewhere", "extra": {"a": NaN, "b": [Infinity, -Infinity, "NaN"]}}));
+is_deeply(counters_risen($collector, $before, 2), rises(received => 2, stored_runs => 1, stored_rows => 1),
+	'the tokens in an ignored key, and in strings, are valid');
+is( $collector->safe_psql('postgres',
+		"SELECT app_name, column_names::text, (SELECT row_data::text FROM dolon.tracing_row w WHERE w.uuid = r.uuid)"
+		  . " FROM dolon.tracing_run r WHERE uuid = '$elsewhere'"),
+	'NaN Infinity|{NaN,-Infinity}|{1}', '... and stored as sent');
+
+# A collector whose extension is not created yet says so, holds what it
+# receives, as much as its buffer takes (8,192 datagrams), and stores it once
+# CREATE EXTENSION dolon has run: the datagrams that came first are kept,
+# those beyond are counted as dropped.  Its counters are read from another
+# database, whose extension it does not use.
 ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSION dolon in database "postgres"/) },
 	'the collector waiting for its extension says so in the log');
 $empty->safe_psql('postgres', 'CREATE DATABASE elsewhere');
 $empty->safe_psql('elsewhere', 'CREATE EXTENSION dolon');
 my $to_empty = sender($empty_port);
+
+# What it holds when it exits is counted as dropped; it starts again
+my $lost = new_uuid();
+send_all($to_empty, map { row_message($lost, $_) } 1 .. 3);
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '3';
+		}),
+	'datagrams come while the collector waits for its extension');
+is( $empty->safe_psql('elsewhere',
+		'SELECT waiting_for_extension, stored, malformed, dropped FROM dolon.collector'),
+	't|0|0|0', 'dolon.collector shows the collector waiting, holding them: none stored, none dropped');
+my $exited = collector_counters($empty, 'elsewhere')->{pid};
+$empty->safe_psql('elsewhere', "SELECT pg_terminate_backend($exited)");
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere',
+				"SELECT dropped = 3 AND pid IS DISTINCT FROM $exited FROM dolon.collector") eq 't';
+		}),
+	'the datagrams it held when it exited are counted as dropped');
+ok( poll_until(
+		sub {
+			$empty->safe_psql('elsewhere',
+				"SELECT pid IS NOT NULL AND pid <> $exited FROM dolon.collector") eq 't';
+		}),
+	'the collector starts again');
+
 my $early = new_uuid();
 send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
 ok( poll_until(
 		sub {
-			$empty->safe_psql('elsewhere',
-				'SELECT received = 5 AND dropped = 5 FROM dolon.collector') eq 't';
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '8';
 		}),
-	'datagrams received while waiting for the extension are counted as dropped');
+	'datagrams keep coming while the collector waits');
+is( $empty->safe_psql('elsewhere', 'SELECT stored, dropped FROM dolon.collector'),
+	'0|3', '... held: none stored, none more dropped');
+
+# More than the buffer holds, 200 at a time so that the kernel drops none
+# even with a small receive buffer: the buffer keeps the first, the rest is
+# dropped
+my $flood = new_uuid();
+my $flood_sent = 0;
+foreach my $chunk (1 .. 50)
+{
+	send_all($to_empty, map { row_message($flood, $flood_sent + $_) } 0 .. 199);
+	$flood_sent += 200;
+	poll_until(
+		sub {
+			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector')
+			  >= 8 + $flood_sent;
+		});
+}
 is( $empty->safe_psql('elsewhere',
-		'SELECT waiting_for_extension, stored, malformed FROM dolon.collector'),
-	't|0|0', 'dolon.collector shows the collector waiting');
+		'SELECT received, dropped, stored FROM dolon.collector'),
+	(8 + $flood_sent) . '|' . (3 + 5 + $flood_sent - 8192) . '|0',
+	"$flood_sent more rows: the buffer holds 8,192 datagrams, the rest is dropped, counted");
+
+my $extension_created = $empty->safe_psql('postgres', 'SELECT clock_timestamp()');
 $log_offset = -s $empty->logfile;
 $empty->safe_psql('postgres', 'CREATE EXTENSION dolon');
 ok(eval { $empty->wait_for_log(qr/dolon collector stores traces in database "postgres" from now on/, $log_offset) },
 	'the log says when the collector finds the extension');
+ok(poll_until(sub { count_rows($empty, $early) == 4 }),
+	'once CREATE EXTENSION dolon has run, the rows held are stored, nothing more being sent');
+is( $empty->safe_psql('postgres',
+		"SELECT app_name, creation_time < '$extension_created',"
+		  . " (SELECT bool_and(date_time < '$extension_created') FROM dolon.tracing_row w WHERE w.uuid = r.uuid)"
+		  . " FROM dolon.tracing_run r WHERE uuid = '$early'"),
+	'early|t|t', '... their run too, both stamped with their arrival, before CREATE EXTENSION');
+is( $empty->safe_psql('postgres',
+		"SELECT count(*), min(row_data[1]), max(row_data[1]) FROM dolon.tracing_row WHERE uuid = '$flood'"),
+	'8187|0|8186', '... and the first 8,187 rows of the flood, in the buffer with them');
 my $late = new_uuid();
 send_all($to_empty, run_message($late, 'late', 'a'), map { row_message($late, $_) } 1 .. 3);
 ok(poll_until(sub { count_rows($empty, $late) == 3 }),
 	'after CREATE EXTENSION dolon, the rows are stored');
 is( $empty->safe_psql('postgres',
-		"SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped,"
-		  . " (SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$early') FROM dolon.collector"),
-	'f|9|1|3|5|0', '... the run too, and nothing of what came before');
+		'SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped, malformed FROM dolon.collector'),
+	'f|' . (12 + $flood_sent) . '|2|' . (7 + 8187) . '|' . (3 + $flood_sent - 8187) . '|0',
+	'... the run too; every datagram is stored or dropped, counted');
 
 # With dolon.database in LATIN1, an announcement whose app_name LATIN1
 # cannot hold is malformed; the valid datagrams of its batch are stored
@@ -507,7 +663,9 @@ is_deeply(counters_risen($empty, $before, 4, 'latin'),
 
 # Bursts of rows, as fast as Perl sends them: every row is stored or
 # counted as dropped, when the collector keeps up, and when it is held up
-# by a lock so that the kernel drops what its receive buffer cannot hold
+# (by a lock, or stopped) so that the kernel drops what its receive buffer
+# cannot hold.  Nothing is sent after a burst: the count of drops must be
+# right within 2 s of the collector having stored all it received.
 sub burst
 {
 	my ($uuid, $count, $after_sending) = @_;
@@ -520,31 +678,51 @@ sub burst
 	}
 	my $seconds = time - $start;
 	$after_sending->() if $after_sending;
-	# The kernel's count of drops comes with a later datagram: send one more
-	# row every half second until every row is accounted for
-	my ($risen, $last_sent) = (undef, time);
+
+	# Poll until received plus dropped is what was sent, noting since when
+	# the collector has stored all it received (caught up); give up 5 s
+	# after it caught up
+	my ($risen, $caught_up, $accounted);
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		$risen = counters_risen($collector, $before);
+		my $now = time;
+		if ($risen->{stored_rows} + $risen->{malformed} < $risen->{received})
+		{
+			undef $caught_up;
+		}
+		else
+		{
+			$caught_up //= $now;
+		}
+		if ($risen->{received} + $risen->{dropped} >= $sent)
+		{
+			$accounted = $now;
+			last;
+		}
+		last if defined $caught_up && $now - $caught_up > 5;
+		usleep(50_000);
+	}
+	my $lag = !defined $accounted ? undef
+	  : defined $caught_up ? $accounted - $caught_up : 0;
+	# Then wait until what was received is stored
 	poll_until(
 		sub {
 			$risen = counters_risen($collector, $before);
-			return 1 if $risen->{stored_rows} + $risen->{dropped} >= $sent;
-			if (time - $last_sent >= 0.5)
-			{
-				send_all($to_collector, row_message($uuid, -1, -1));
-				$sent++;
-				$last_sent = time;
-			}
-			return 0;
+			return $risen->{stored_rows} + $risen->{malformed} >= $risen->{received};
 		});
-	diag(sprintf('burst: %d rows sent in %.2f s, %d stored, %d dropped',
-			$sent, $seconds, $risen->{stored_rows}, $risen->{dropped}));
-	return ($sent, $risen);
+	diag(sprintf('burst: %d rows sent in %.2f s, %d stored, %d dropped, accounted for %s',
+			$sent, $seconds, $risen->{stored_rows}, $risen->{dropped},
+			defined $lag ? sprintf('%.2f s after catching up', $lag) : 'never'));
+	return ($sent, $risen, $lag);
 }
 
 my $burst = new_uuid();
 $before = collector_counters($collector);
 send_all($to_collector, run_message($burst, 'burst', 'n', 'half'));
 counters_risen($collector, $before, 1);
-my ($sent, $risen) = burst($burst, 50_000);
+my ($sent, $risen, $lag) = burst($burst, 50_000);
 is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stored or counted as dropped");
 is(count_rows($collector, $burst), $risen->{stored_rows}, 'the rows counted as stored are in dolon.tracing_row');
 is($risen->{malformed}, 0, 'none of them is malformed');
@@ -552,12 +730,30 @@ is($risen->{malformed}, 0, 'none of them is malformed');
 my $lock_holder = $collector->background_psql('postgres');
 $lock_holder->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
 my $held = new_uuid();
-($sent, $risen) = burst($held, 50_000, sub { $lock_holder->query_safe('COMMIT'); });
+($sent, $risen, $lag) = burst($held, 50_000, sub { $lock_holder->query_safe('COMMIT'); });
 $lock_holder->quit;
 is($risen->{stored_rows} + $risen->{dropped}, $sent,
-	"held up by a lock: each of $sent rows is stored or counted as dropped");
+	"held up by a lock: each of $sent rows is stored or counted as dropped, with nothing sent after them");
+ok(defined $lag && $lag <= 2, '... counted within 2 s of the collector catching up')
+  or diag('lag: ' . ($lag // 'never'));
 cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
 is(count_rows($collector, $held), $risen->{stored_rows}, '... the rows counted as stored are in dolon.tracing_row');
+
+# The collector stopped (SIGSTOP) while a burst larger than its receive
+# buffer comes, then resumed: the drops show without any datagram after them
+my $stopped = new_uuid();
+$before = collector_counters($collector);
+send_all($to_collector, run_message($stopped, 'stopped', 'n', 'half'));
+counters_risen($collector, $before, 1);
+kill 'STOP', $before->{pid};
+($sent, $risen, $lag) = burst($stopped, 50_000, sub { kill 'CONT', $before->{pid}; });
+is($risen->{received} + $risen->{dropped}, $sent,
+	"stopped during a burst: each of $sent rows is received or counted as dropped, with nothing sent after them");
+ok(defined $lag && $lag <= 2, '... counted within 2 s of the collector catching up')
+  or diag('lag: ' . ($lag // 'never'));
+cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
+is($risen->{stored_rows}, $risen->{received}, '... every row received is stored');
+is(count_rows($collector, $stopped), $risen->{stored_rows}, '... and in dolon.tracing_row');
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector went through the bursts');
 
 # Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
