@@ -612,7 +612,10 @@ dolon_restore_tracers(void)
 	initStringInfo(&skipped);
 	recorded = palloc0(dolon_shared->max_tracers * sizeof(bool));
 	SPI_connect();
-	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers "
+	/* A lock someone holds on the table must not hold the tracer long */
+	(void) set_config_option("lock_timeout", "1s", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers, xmax "
 					"FROM dolon.tracer_definitions ORDER BY tracer_name",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dolon.tracer_definitions");
@@ -623,6 +626,7 @@ dolon_restore_tracers(void)
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		TracerDefinition definition;
 		bool		isnull;
+		TransactionId xmax;
 		MemoryContext context = CurrentMemoryContext;
 		ResourceOwner owner = CurrentResourceOwner;
 
@@ -631,12 +635,14 @@ dolon_restore_tracers(void)
 		definition.host = SPI_getvalue(tuple, desc, 3);
 		definition.port = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
 		definition.profilers = SPI_getvalue(tuple, desc, 5);
+		xmax = DatumGetTransactionId(SPI_getbinval(tuple, desc, 6, &isnull));
 
 		BeginInternalSubTransaction(NULL);
 		MemoryContextSwitchTo(context);
 		PG_TRY();
 		{
 			int			slot;
+			bool		being_deleted;
 
 			/*
 			 * A running tracer is compared with its row as written; whether
@@ -661,7 +667,15 @@ dolon_restore_tracers(void)
 			}
 			LWLockRelease(dolon_shared->lock);
 
-			if (slot < 0)
+			/*
+			 * A row that a stop (or a change) deletes, committed since the
+			 * snapshot or still under way, is left for the next call
+			 */
+			being_deleted = TransactionIdIsNormal(xmax) &&
+				(TransactionIdIsInProgress(xmax) ||
+				 TransactionIdDidCommit(xmax));
+
+			if (slot < 0 && !being_deleted)
 			{
 				/* No uuid was promised to anyone: the worker makes its own */
 				pg_uuid_t	uuid;
