@@ -32,5 +32,7 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# Every file includes the shared header
-$(OBJS): src/dolon.h
+# Each object depends on the headers it includes, as the compiler lists them
+override CPPFLAGS += -MMD -MP
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN += $(OBJS:.o=.d)

@@ -69,7 +69,13 @@
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
-#include "dolon.h"
+#include "collector.h"
+#include "dolon_common.h"
+#include "guc.h"
+#include "protocol.h"
+#include "throttle.h"
+#include "tracers.h"
+#include "transaction.h"
 
 /* The largest UDP payload over IPv4, as mnemic's backend receives */
 #define MAX_DATAGRAM_BYTES 65507
@@ -1126,7 +1132,7 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 	bool		nulls[16];
 	int			c = 0;
 
-	dolon_require_shared_state();
+	dolon_require_shared_state(collector_status);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	dolon_check_result_columns(tupdesc, lengthof(values));

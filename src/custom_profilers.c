@@ -44,7 +44,7 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
 
 static bool
 is_numeric_type(Oid type)
@@ -106,28 +106,28 @@ dolon_check_profiler_function(const DolonProfilerSpec *spec, Oid *function,
 }
 
 /*
- * The role that custom profilers run as: dolon.profiler_role.  Returns
- * InvalidOid, with the reason in *problem, if it is not set, does not exist
- * or is a superuser.  Needs a transaction.
+ * The role that custom profilers run as, named by dolon.profiler_role.
+ * Returns InvalidOid, with the reason in *problem, if it is not set, does
+ * not exist or is a superuser.  Needs a transaction.
  */
 Oid
-dolon_profiler_role_oid(char **problem)
+dolon_profiler_role_oid(const char *role_name, char **problem)
 {
 	Oid			role;
 
 	*problem = NULL;
-	if (dolon_profiler_role == NULL || dolon_profiler_role[0] == '\0')
+	if (role_name == NULL || role_name[0] == '\0')
 	{
 		*problem = pstrdup("dolon.profiler_role is not set");
 		return InvalidOid;
 	}
-	role = get_role_oid(dolon_profiler_role, true);
+	role = get_role_oid(role_name, true);
 	if (!OidIsValid(role))
 		*problem = psprintf("role \"%s\" of dolon.profiler_role does not exist",
-							dolon_profiler_role);
+							role_name);
 	else if (superuser_arg(role))
 		*problem = psprintf("role \"%s\" of dolon.profiler_role is a superuser",
-							dolon_profiler_role);
+							role_name);
 	return *problem ? InvalidOid : role;
 }
 

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * dolon.c
- *		Entry point of the dolon extension: settings, shared memory and the
- *		registration of the tracer background worker.
+ *		Entry point of the dolon extension: its settings, shared memory and
+ *		hooks, and the background workers registered at server start.
  *
  * The tracer worker can only be registered, and its status area in shared
  * memory only be reserved, while shared_preload_libraries is processed.
@@ -20,7 +20,12 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 
-#include "dolon.h"
+#include "collector.h"
+#include "dolon_common.h"
+#include "function_profiling.h"
+#include "guc.h"
+#include "profiler_runner.h"
+#include "tracers.h"
 
 PG_MODULE_MAGIC;
 
@@ -70,7 +75,8 @@ dolon_shmem_request(void)
 		prev_shmem_request_hook();
 
 	RequestAddinShmemSpace(dolon_tracers_shmem_size());
-	RequestAddinShmemSpace(dolon_function_profiling_shmem_size());
+	RequestAddinShmemSpace(dolon_runner_shmem_size(dolon_max_tracers));
+	RequestAddinShmemSpace(dolon_function_profiling_shmem_size(dolon_max_profiled_functions));
 	RequestAddinShmemSpace(dolon_collector_shmem_size());
 	RequestNamedLWLockTranche("dolon", DOLON_NUM_LOCKS);
 }
@@ -86,37 +92,8 @@ dolon_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	dolon_tracers_shmem_init();
-	dolon_function_profiling_shmem_init();
+	dolon_runner_shmem_init(dolon_max_tracers);
+	dolon_function_profiling_shmem_init(dolon_max_profiled_functions);
 	dolon_collector_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
-}
-
-/*
- * Raise an error unless a function's SQL declaration has the columns its C
- * code fills: the extension's SQL objects may be older than the library.
- */
-void
-dolon_check_result_columns(TupleDesc tupdesc, int columns)
-{
-	if (tupdesc->natts != columns)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the SQL objects of dolon do not match its library"),
-				 errdetail("A function returns %d columns where the library fills %d.",
-						   tupdesc->natts, columns),
-				 errhint("Drop and create the extension again.")));
-}
-
-/*
- * Raise an error unless the shared state of dolon exists, that is unless
- * dolon was loaded through shared_preload_libraries.
- */
-void
-dolon_require_shared_state(void)
-{
-	if (dolon_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("dolon must be loaded via shared_preload_libraries"),
-				 errhint("Add dolon to shared_preload_libraries in postgresql.conf and restart the server.")));
 }

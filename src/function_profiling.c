@@ -87,7 +87,9 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
-#include "dolon.h"
+#include "dolon_common.h"
+#include "function_profiling.h"
+#include "protocol.h"
 
 /* Where the set of profiled functions is kept across restarts */
 #define PROFILED_FUNCTIONS_FILE "dolon_profiled_functions"
@@ -187,10 +189,10 @@ monotonic_ns(void)
 }
 
 Size
-dolon_function_profiling_shmem_size(void)
+dolon_function_profiling_shmem_size(int capacity)
 {
 	return add_size(offsetof(FunctionProfilingState, entries),
-					mul_size(dolon_max_profiled_functions,
+					mul_size(capacity,
 							 sizeof(ProfiledFunction)));
 }
 
@@ -337,20 +339,20 @@ load_profiled_functions(void)
  * hook with AddinShmemInitLock held.
  */
 void
-dolon_function_profiling_shmem_init(void)
+dolon_function_profiling_shmem_init(int capacity)
 {
 	bool		found;
 	int			i;
 
 	profiling = ShmemInitStruct("dolon function profiling",
-								dolon_function_profiling_shmem_size(),
+								dolon_function_profiling_shmem_size(capacity),
 								&found);
 	if (found)
 		return;
 
 	profiling->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_FUNCTIONS].lock;
 	pg_atomic_init_u64(&profiling->set_generation, 1);
-	profiling->capacity = dolon_max_profiled_functions;
+	profiling->capacity = capacity;
 	for (i = 0; i < profiling->capacity; i++)
 	{
 		ProfiledFunction *entry = &profiling->entries[i];
@@ -790,7 +792,7 @@ dolon_function_column_value(const DolonColumn *column, bool *isnull)
 static void
 require_function_profiling(void)
 {
-	dolon_require_shared_state();
+	dolon_require_shared_state(profiling);
 	Assert(profiling != NULL);
 }
 
@@ -912,7 +914,7 @@ dolon_profile(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("too many profiled functions"),
 					 errdetail("dolon.max_profiled_functions is %d.",
-							   dolon_max_profiled_functions),
+							   profiling->capacity),
 					 errhint("Stop profiling another function, or raise dolon.max_profiled_functions and restart the server.")));
 		}
 		save_profiled_functions();

@@ -19,7 +19,10 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
+#include "guc.h"
+#include "profilers.h"
+#include "sampling.h"
 
 PG_FUNCTION_INFO_V1(dolon_idle);
 PG_FUNCTION_INFO_V1(dolon_count_db_connections);

@@ -27,7 +27,10 @@
 #include "utils/guc.h"
 #include "utils/varlena.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
+#include "dolon_common.h"
+#include "guc.h"
+#include "profilers.h"
 
 /* Backend host name or address */
 char	   *dolon_host = NULL;

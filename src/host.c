@@ -69,7 +69,7 @@
 
 #include "miscadmin.h"
 
-#include "dolon.h"
+#include "host.h"
 
 /* Room for "/proc/<pid>/smaps_rollup" and the like */
 #define PROC_PATH_BYTES 64

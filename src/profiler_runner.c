@@ -54,7 +54,12 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
+#include "guc.h"
+#include "profiler_runner.h"
+#include "throttle.h"
+#include "tracers.h"
+#include "transaction.h"
 
 /* A call still running this long after its cancel is ended with SIGTERM */
 #define DOLON_CANCEL_GRACE_MS 1000
@@ -70,6 +75,63 @@
 
 /* ... or it holds this much more memory than after its first round */
 #define DOLON_RUNNER_MAX_GROWTH ((Size) 32 * 1024 * 1024)
+
+/*
+ * What a tracer and the process running its custom profilers exchange, one
+ * for each tracer slot, in shared memory.  The tracer asks for a round of
+ * calls, the runner answers each call as it ends and the round when it is
+ * over.  Under mutex.
+ */
+typedef struct DolonProfilerExchange
+{
+	slock_t		mutex;
+	pid_t		runner_pid;		/* 0 while no runner serves the tracer */
+	Latch	   *runner_latch;
+	Latch	   *tracer_latch;
+	uint64		requested;		/* rounds the tracer asked for */
+	uint64		answered;		/* rounds the runner is done with */
+	int			timeout_ms;		/* of each call of the current round */
+	int			count;			/* profilers of the round */
+	DolonProfilerSpec specs[DOLON_MAX_CUSTOM_PROFILERS];
+	int			calling;		/* the profiler being called, or -1 */
+	TimestampTz call_started;	/* ... since when */
+	bool		have_value[DOLON_MAX_CUSTOM_PROFILERS];
+	double		values[DOLON_MAX_CUSTOM_PROFILERS];
+	char		errors[DOLON_MAX_CUSTOM_PROFILERS][DOLON_MAX_ERROR_BYTES];
+	char		exit_reason[DOLON_MAX_ERROR_BYTES]; /* why a runner left */
+} DolonProfilerExchange;
+
+
+/* The exchanges, one per tracer slot; NULL unless dolon was preloaded */
+static DolonProfilerExchange *exchanges = NULL;
+
+Size
+dolon_runner_shmem_size(int max_tracers)
+{
+	return mul_size(max_tracers, sizeof(DolonProfilerExchange));
+}
+
+/*
+ * Set up the exchanges, or attach to them; called from the shmem startup
+ * hook with AddinShmemInitLock held.
+ */
+void
+dolon_runner_shmem_init(int max_tracers)
+{
+	bool		found;
+	int			i;
+
+	exchanges = ShmemInitStruct("dolon profiler runners",
+								dolon_runner_shmem_size(max_tracers), &found);
+	if (found)
+		return;
+	memset(exchanges, 0, dolon_runner_shmem_size(max_tracers));
+	for (i = 0; i < max_tracers; i++)
+	{
+		SpinLockInit(&exchanges[i].mutex);
+		exchanges[i].calling = -1;
+	}
+}
 
 /* The runner's own state */
 static DolonProfilerExchange *runner_exchange = NULL;
@@ -113,7 +175,7 @@ void
 dolon_runner_init(DolonProfilerRunner *runner, int slot_index,
 				  const char *tracer_name)
 {
-	DolonProfilerExchange *exchange = &dolon_shared->slots[slot_index].exchange;
+	DolonProfilerExchange *exchange = &exchanges[slot_index];
 
 	memset(runner, 0, sizeof(DolonProfilerRunner));
 	runner->slot_index = slot_index;
@@ -133,7 +195,7 @@ dolon_runner_init(DolonProfilerRunner *runner, int slot_index,
 void
 dolon_runner_terminate(int slot_index)
 {
-	terminate_runner_process(&dolon_shared->slots[slot_index].exchange);
+	terminate_runner_process(&exchanges[slot_index]);
 }
 
 /*
@@ -628,7 +690,7 @@ round_step(void *arg)
 {
 	RunnerRound *round = (RunnerRound *) arg;
 	char	   *problem;
-	Oid			role = dolon_profiler_role_oid(&problem);
+	Oid			role = dolon_profiler_role_oid(dolon_profiler_role, &problem);
 	int			i;
 
 	for (i = 0; i < round->count; i++)
@@ -744,7 +806,7 @@ dolon_profiler_runner_main(Datum main_arg)
 	strlcpy(runner_tracer_name, slot->name, sizeof(runner_tracer_name));
 	LWLockRelease(dolon_shared->lock);
 
-	runner_exchange = &slot->exchange;
+	runner_exchange = &exchanges[slot_index];
 	SpinLockAcquire(&runner_exchange->mutex);
 	taken = runner_exchange->runner_pid != 0;
 	if (!taken)

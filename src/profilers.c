@@ -24,7 +24,11 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
+#include "function_profiling.h"
+#include "profilers.h"
+#include "protocol.h"
+#include "sampling.h"
 
 /* Indexed by DolonBuiltinProfiler */
 static const char *const builtin_profiler_names[NUM_BUILTIN_PROFILERS] = {

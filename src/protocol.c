@@ -34,7 +34,7 @@
 #include "utils/float.h"
 #include "utils/json.h"
 
-#include "dolon.h"
+#include "protocol.h"
 
 /*
  * Whole numbers of at most this magnitude are written as integers: every
@@ -133,7 +133,7 @@ append_number(StringInfo buf, double value, bool isnull)
  */
 void
 mnemic_encode_create_trace_run(StringInfo buf, const char *app_name,
-							   const DolonColumns *columns,
+							   const char *const *column_names, int count,
 							   const char *uuid_text)
 {
 	int			i;
@@ -142,11 +142,11 @@ mnemic_encode_create_trace_run(StringInfo buf, const char *app_name,
 	appendStringInfoString(buf, "{\"msg_type\": \"create_trace_run\", \"app_name\": ");
 	escape_json(buf, app_name);
 	appendStringInfoString(buf, ", \"column_names\": [");
-	for (i = 0; i < columns->count; i++)
+	for (i = 0; i < count; i++)
 	{
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
-		escape_json(buf, columns->items[i].name);
+		escape_json(buf, column_names[i]);
 	}
 	appendStringInfoString(buf, "], \"uuid\": ");
 	escape_json(buf, uuid_text);

@@ -56,7 +56,7 @@
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
-#include "dolon.h"
+#include "sampling.h"
 
 /* Transaction rates are computed over this much time at least */
 #define DOLON_RATE_WINDOW_MS 5000

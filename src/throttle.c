@@ -14,7 +14,7 @@
 
 #include "utils/timestamp.h"
 
-#include "dolon.h"
+#include "throttle.h"
 
 /* At most one report of a kind per minute */
 #define DOLON_LOG_INTERVAL_MS 60000

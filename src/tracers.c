@@ -38,6 +38,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -52,10 +53,18 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "dolon.h"
+#include "custom_profilers.h"
+#include "dolon_common.h"
+#include "guc.h"
+#include "profilers.h"
+#include "protocol.h"
+#include "tracers.h"
 
 /* Shared state of dolon; NULL unless dolon was preloaded */
 DolonSharedState *dolon_shared = NULL;
+
+/* Seconds before the postmaster restarts a tracer that exited on an error */
+#define DOLON_TRACER_RESTART_SECONDS 5
 
 /* Number of columns of dolon.tracer_states() */
 #define TRACER_STATES_COLS 19
@@ -91,11 +100,55 @@ dolon_tracers_shmem_init(void)
 	pg_atomic_init_u32(&dolon_shared->announce_requests, 0);
 	dolon_shared->max_tracers = dolon_max_tracers;
 	for (i = 0; i < dolon_max_tracers; i++)
-	{
 		SpinLockInit(&dolon_shared->slots[i].status.mutex);
-		SpinLockInit(&dolon_shared->slots[i].exchange.mutex);
-	}
 	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
+}
+
+/*
+ * Fill in the common fields of a tracer worker.
+ */
+static void
+init_worker(BackgroundWorker *worker, int slot)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
+		BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_ConsistentState;
+	worker->bgw_restart_time = DOLON_TRACER_RESTART_SECONDS;
+	strcpy(worker->bgw_library_name, "dolon");
+	strcpy(worker->bgw_function_name, "dolon_tracer_main");
+	strcpy(worker->bgw_type, "dolon tracer");
+	worker->bgw_main_arg = Int32GetDatum(slot);
+}
+
+/*
+ * Register the worker of the configured tracer.  Called from _PG_init while
+ * shared_preload_libraries is processed.
+ */
+void
+dolon_register_configured_tracer(void)
+{
+	BackgroundWorker worker;
+
+	init_worker(&worker, CONFIGURED_TRACER_SLOT);
+	strcpy(worker.bgw_name, "dolon tracer");
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * Start the worker of a tracer started from SQL, whose definition is in
+ * its slot under this ticket.  Returns false if no worker slot is free.
+ */
+bool
+dolon_launch_tracer(int slot, uint64 ticket)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	init_worker(&worker, slot);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "dolon tracer %d", slot);
+	memcpy(worker.bgw_extra, &ticket, sizeof(ticket));
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
 }
 
 /*
@@ -116,7 +169,7 @@ dolon_request_announcements(void)
 static void
 require_tracer_database(void)
 {
-	dolon_require_shared_state();
+	dolon_require_shared_state(dolon_shared);
 	if (MyDatabaseId != get_database_oid(dolon_database, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -324,7 +377,7 @@ check_definition(TracerDefinition *definition, bool check_usable)
 			(void) dolon_build_columns(profilers, true);
 			if (dolon_has_custom_profilers(profilers))
 			{
-				role = dolon_profiler_role_oid(&problem);
+				role = dolon_profiler_role_oid(dolon_profiler_role, &problem);
 				if (!OidIsValid(role))
 					ereport(ERROR,
 							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -727,7 +780,7 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int			i;
 
-	dolon_require_shared_state();
+	dolon_require_shared_state(dolon_shared);
 	InitMaterializedSRF(fcinfo, 0);
 	dolon_check_result_columns(rsinfo->setDesc, TRACER_STATES_COLS);
 

@@ -23,7 +23,7 @@
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 
-#include "dolon.h"
+#include "transaction.h"
 
 /*
  * Run step(arg) in a new transaction, with an active snapshot if asked (SQL

@@ -27,7 +27,7 @@
 
 #include "utils/timestamp.h"
 
-#include "dolon.h"
+#include "transport.h"
 
 /* Resolve a failing backend's host name again at most this often */
 #define RESOLVE_RETRY_INTERVAL_MS 10000

@@ -57,10 +57,18 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "dolon.h"
-
-/* Seconds before the postmaster restarts a tracer that exited on an error */
-#define DOLON_TRACER_RESTART_SECONDS 5
+#include "custom_profilers.h"
+#include "function_profiling.h"
+#include "guc.h"
+#include "profiler_runner.h"
+#include "profilers.h"
+#include "protocol.h"
+#include "sampling.h"
+#include "throttle.h"
+#include "tracers.h"
+#include "transaction.h"
+#include "transport.h"
+#include "worker.h"
 
 /* Announce the current run again at least this often */
 #define DOLON_ANNOUNCE_INTERVAL_MS 30000
@@ -100,6 +108,7 @@ typedef struct Tracer
 	char		run_uuid_text[DOLON_UUID_TEXT_LEN + 1];
 	uint64		function_set_generation;
 	DolonColumns *columns;		/* NULL until a run starts */
+	const char **column_names;	/* theirs */
 	double	   *values;
 	bool	   *nulls;
 
@@ -126,53 +135,6 @@ typedef struct Tracer
 static void apply_settings(Tracer *tracer);
 static void take_sample(Tracer *tracer);
 static void send_sample(Tracer *tracer);
-
-/*
- * Fill in the common fields of a tracer worker.
- */
-static void
-init_worker(BackgroundWorker *worker, int slot)
-{
-	memset(worker, 0, sizeof(BackgroundWorker));
-	worker->bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker->bgw_start_time = BgWorkerStart_ConsistentState;
-	worker->bgw_restart_time = DOLON_TRACER_RESTART_SECONDS;
-	strcpy(worker->bgw_library_name, "dolon");
-	strcpy(worker->bgw_function_name, "dolon_tracer_main");
-	strcpy(worker->bgw_type, "dolon tracer");
-	worker->bgw_main_arg = Int32GetDatum(slot);
-}
-
-/*
- * Register the worker of the configured tracer.  Called from _PG_init while
- * shared_preload_libraries is processed.
- */
-void
-dolon_register_configured_tracer(void)
-{
-	BackgroundWorker worker;
-
-	init_worker(&worker, CONFIGURED_TRACER_SLOT);
-	strcpy(worker.bgw_name, "dolon tracer");
-	RegisterBackgroundWorker(&worker);
-}
-
-/*
- * Start the worker of a tracer started from SQL, whose definition is in
- * its slot under this ticket.  Returns false if no worker slot is free.
- */
-bool
-dolon_launch_tracer(int slot, uint64 ticket)
-{
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-
-	init_worker(&worker, slot);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "dolon tracer %d", slot);
-	memcpy(worker.bgw_extra, &ticket, sizeof(ticket));
-	return RegisterDynamicBackgroundWorker(&worker, &handle);
-}
 
 static void
 status_record_error(Tracer *tracer, const char *error)
@@ -590,11 +552,15 @@ start_run(Tracer *tracer)
 	DolonTracerStatus *status = &tracer->slot->status;
 	MemoryContext oldcontext;
 	uint64		generation = dolon_profiled_functions_generation();
+	int			i;
 
 	tracer->columns = NULL;
 	MemoryContextReset(tracer->run_context);
 	oldcontext = MemoryContextSwitchTo(tracer->run_context);
 	tracer->columns = dolon_build_columns(tracer->profilers, false);
+	tracer->column_names = palloc(tracer->columns->count * sizeof(char *));
+	for (i = 0; i < tracer->columns->count; i++)
+		tracer->column_names[i] = tracer->columns->items[i].name;
 	tracer->values = palloc(tracer->columns->count * sizeof(double));
 	tracer->nulls = palloc(tracer->columns->count * sizeof(bool));
 	MemoryContextSwitchTo(oldcontext);
@@ -632,7 +598,7 @@ custom_profilers_can_run(Tracer *tracer)
 
 	if (!dolon_has_custom_profilers(tracer->profilers))
 		return false;
-	if (OidIsValid(dolon_profiler_role_oid(&problem)))
+	if (OidIsValid(dolon_profiler_role_oid(dolon_profiler_role, &problem)))
 		return true;
 	if (dolon_throttle_permits(&tracer->role_throttle, &suppressed))
 		ereport(WARNING,
@@ -890,7 +856,9 @@ send_sample(Tracer *tracer)
 								   DOLON_ANNOUNCE_INTERVAL_MS))
 	{
 		mnemic_encode_create_trace_run(&tracer->message, tracer->name,
-									   tracer->columns, tracer->run_uuid_text);
+									   tracer->column_names,
+									   tracer->columns->count,
+									   tracer->run_uuid_text);
 		if (send_message(tracer))
 		{
 			tracer->announce_pending = false;

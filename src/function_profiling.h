@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * function_profiling.h
+ *		Counting the calls of profiled functions.
+ *
+ * Copyright (c) 2026, the dolon authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOLON_FUNCTION_PROFILING_H
+#define DOLON_FUNCTION_PROFILING_H
+
+#include "profilers.h"
+
+extern Size dolon_function_profiling_shmem_size(int capacity);
+extern void dolon_function_profiling_shmem_init(int capacity);
+extern void dolon_install_function_hooks(void);
+extern uint64 dolon_profiled_functions_generation(void);
+extern int	dolon_add_function_columns(DolonColumns **columns);
+extern double dolon_function_column_value(const DolonColumn *column,
+										  bool *isnull);
+
+#endif							/* DOLON_FUNCTION_PROFILING_H */

@@ -1,0 +1,88 @@
+/*-------------------------------------------------------------------------
+ *
+ * tracers.h
+ *		The tracers of the server: their slots in shared memory.
+ *
+ * Copyright (c) 2026, the dolon authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DOLON_TRACERS_H
+#define DOLON_TRACERS_H
+
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/uuid.h"
+#include "dolon_common.h"
+
+/*
+ * State of one tracer, kept in shared memory so that dolon.tracers can show
+ * it.  Written by the tracer's worker, read by any backend, under mutex.
+ */
+typedef struct DolonTracerStatus
+{
+	slock_t		mutex;
+	pid_t		pid;			/* 0 when the worker is not running */
+	bool		off;			/* the configured tracer, turned off */
+	bool		has_run;		/* false until the first run starts */
+	pg_uuid_t	run_uuid;
+	TimestampTz run_started;
+	char		host[DOLON_MAX_HOST_BYTES];
+	int			port;
+	int			frequency_ms;
+	int			columns;
+	int64		samples;
+	int64		rows_sent;
+	int64		send_errors;
+	int64		profiler_errors;
+	char		last_error[DOLON_MAX_ERROR_BYTES];
+	TimestampTz last_error_time;	/* 0 when there was no error */
+	double		last_sample_us;
+	double		total_sample_us;
+} DolonTracerStatus;
+
+/*
+ * A slot for one tracer in shared memory.  Slot 0 is the tracer configured
+ * in postgresql.conf; the others hold tracers started with
+ * dolon.start_tracer().  The definition is written under the slots lock
+ * when the slot is taken and does not change while it is in use.
+ */
+typedef struct DolonTracerSlot
+{
+	bool		in_use;
+	uint64		ticket;			/* identifies this use of the slot */
+	char		name[DOLON_MAX_TRACER_NAME_BYTES];
+	char		host[DOLON_MAX_HOST_BYTES];
+	int			port;
+	int			frequency_ms;
+	char		profilers[DOLON_MAX_PROFILERS_BYTES];
+	pg_uuid_t	first_run_uuid;
+	TransactionId start_xid;	/* the worker waits for it to commit */
+	TransactionId record_xid;	/* wrote its row; invalid once it is seen */
+	TransactionId stop_xid;		/* the worker stops when it commits */
+	bool		dropped;		/* its row is gone or changed: it stops */
+	DolonTracerStatus status;
+} DolonTracerSlot;
+
+typedef struct DolonSharedState
+{
+	LWLock	   *lock;			/* protects the slots' definitions */
+	pg_atomic_uint32 announce_requests; /* see dolon_request_announcements() */
+	int			max_tracers;
+	DolonTracerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} DolonSharedState;
+
+/* The slot of the tracer configured in postgresql.conf */
+#define CONFIGURED_TRACER_SLOT 0
+
+extern DolonSharedState *dolon_shared;
+extern Size dolon_tracers_shmem_size(void);
+extern void dolon_tracers_shmem_init(void);
+extern char *dolon_restore_tracers(void);
+extern void dolon_request_announcements(void);
+extern void dolon_register_configured_tracer(void);
+extern bool dolon_launch_tracer(int slot, uint64 ticket);
+
+#endif							/* DOLON_TRACERS_H */
