@@ -37,6 +37,8 @@
  * shorter), rows older than dolon.collector_retention are deleted, and runs
  * older than that with no rows left.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

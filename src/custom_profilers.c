@@ -23,6 +23,8 @@
  * An error, a timeout or a NULL result gives no value; the caller reports
  * it.  The other profilers of the row are unaffected.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -10,6 +10,8 @@
  * still defines its settings and computes diagnostics on demand, but warns
  * that nothing is traced.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

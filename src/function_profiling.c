@@ -56,11 +56,11 @@
  * locks the function as DROP does, so it cannot profile a function whose
  * drop is under way.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <time.h>
 
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -75,6 +75,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "portability/instr_time.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
@@ -143,7 +144,7 @@ typedef struct TrackedCall
 {
 	int			entry;			/* -1 if the function is not profiled */
 	uint64		generation;
-	uint64		start_ns;
+	instr_time	start;
 } TrackedCall;
 
 /* A profiled function, or a database, dropped by the current transaction */
@@ -178,15 +179,6 @@ PG_FUNCTION_INFO_V1(dolon_profile);
 PG_FUNCTION_INFO_V1(dolon_unprofile);
 PG_FUNCTION_INFO_V1(dolon_clear);
 PG_FUNCTION_INFO_V1(dolon_function_stats);
-
-static uint64
-monotonic_ns(void)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (uint64) now.tv_sec * 1000000000 + now.tv_nsec;
-}
 
 Size
 dolon_function_profiling_shmem_size(int capacity)
@@ -496,7 +488,7 @@ start_call(Oid function)
 
 	call->entry = local->entry;
 	call->generation = local->generation;
-	call->start_ns = monotonic_ns();
+	INSTR_TIME_SET_CURRENT(call->start);
 
 	if (!exit_callback_registered)
 	{
@@ -525,8 +517,12 @@ end_call(void)
 	entry = &profiling->entries[call->entry];
 	if (pg_atomic_read_u64(&entry->generation) == call->generation)
 	{
+		instr_time	duration;
+
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, call->start);
 		pg_atomic_fetch_add_u64(&entry->completed_ns,
-								monotonic_ns() - call->start_ns);
+								(uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
 		pg_atomic_fetch_add_u64(&entry->completed, 1);
 	}
 	pg_atomic_fetch_sub_u64(&entry->active, 1);

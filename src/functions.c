@@ -8,6 +8,8 @@
  * whether or not a tracer runs.  The functions that manage tracers and
  * profiled functions are in tracers.c and function_profiling.c.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -123,14 +125,6 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 					 errmsg("invalid list of profilers"),
 					 errdetail("%s", detail),
 					 hint ? errhint("%s", hint) : 0));
-		/* The list was malloc'd, as for a setting: keep a palloc'd copy */
-		{
-			DolonProfilerList *copy = palloc(DolonProfilerListSize(profilers->count));
-
-			memcpy(copy, profilers, DolonProfilerListSize(profilers->count));
-			free(profilers);
-			profilers = copy;
-		}
 	}
 
 	columns = dolon_build_columns(profilers, true);

@@ -10,6 +10,8 @@
  * postmaster, so they only look at the text: the host name is resolved by
  * the tracer worker, never here.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,6 +27,7 @@
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/varlena.h"
 
 #include "custom_profilers.h"
@@ -360,13 +363,21 @@ check_profilers(char **newval, void **extra, GucSource source)
 	char	   *detail;
 	char	   *hint;
 	int			i;
+	bool		valid = true;
+	MemoryContext context;
+	MemoryContext oldcontext;
 
+	/* Parsed in a context of its own, copied to malloc'd memory for GUC */
+	context = AllocSetContextCreate(CurrentMemoryContext,
+									"dolon.profilers check",
+									ALLOCSET_SMALL_SIZES);
+	oldcontext = MemoryContextSwitchTo(context);
 	if (!dolon_parse_profilers(*newval, &list, &detail, &hint))
 	{
 		GUC_check_errdetail("%s", detail);
 		if (hint)
 			GUC_check_errhint("%s", hint);
-		return false;
+		valid = false;
 	}
 
 	/*
@@ -375,7 +386,7 @@ check_profilers(char **newval, void **extra, GucSource source)
 	 * error, in any query of a session the setting reaches, parallel
 	 * workers included.
 	 */
-	if (IsTransactionState() && !IsParallelWorker() && superuser() &&
+	if (valid && IsTransactionState() && !IsParallelWorker() && superuser() &&
 		dolon_database != NULL &&
 		MyDatabaseId == get_database_oid(dolon_database, true))
 	{
@@ -391,20 +402,34 @@ check_profilers(char **newval, void **extra, GucSource source)
 													&result_type, &detail, &hint);
 			if (problem != NULL)
 			{
-				/* As a sentence: "Profiler function ... does not exist." */
-				GUC_check_errdetail("%c%s%s%s", pg_toupper((unsigned char) problem[0]),
-									problem + 1, detail ? ": " : ".",
-									detail ? detail : "");
+				GUC_check_errmsg("%s", problem);
+				if (detail)
+					GUC_check_errdetail("%s", detail);
 				if (hint)
 					GUC_check_errhint("%s", hint);
-				free(list);
-				return false;
+				valid = false;
+				break;
 			}
 		}
 	}
 
-	*extra = list;
-	return true;
+	MemoryContextSwitchTo(oldcontext);
+	if (valid)
+	{
+		Size		size = DolonProfilerListSize(list->count);
+
+		*extra = malloc(size);
+		if (*extra == NULL)
+		{
+			GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+			GUC_check_errmsg("out of memory");
+			valid = false;
+		}
+		else
+			memcpy(*extra, list, size);
+	}
+	MemoryContextDelete(context);
+	return valid;
 }
 
 static void

@@ -59,6 +59,8 @@
  * next, and the nulls say the rest.  A process that exits while we read it
  * is no failure, and is left out.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

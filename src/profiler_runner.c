@@ -34,6 +34,8 @@
  * pg_terminate_backend() sends it, which no handler catches, and leaves the
  * profiler out of its rounds for DOLON_LEFT_OUT_SECONDS, with a warning.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -15,6 +15,8 @@
  * then three per profiled function.  Column names are made plain lowercase
  * identifiers, as mnemic's viewer needs, and unique within the run.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -130,7 +132,8 @@ split_list(char *text, List **elements)
 }
 
 /*
- * Parse a list of profilers into a malloc'd DolonProfilerList.  Does not
+ * Parse a list of profilers into a DolonProfilerList allocated in the
+ * current memory context.  Does not
  * raise errors: on failure, returns false with a detail (and maybe a hint)
  * for the caller to report.
  */
@@ -160,13 +163,7 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 		return false;
 	}
 
-	list = malloc(DolonProfilerListSize(list_length(elements)));
-	if (list == NULL)
-	{
-		*detail = pstrdup("Out of memory.");
-		return false;
-	}
-	memset(list, 0, DolonProfilerListSize(list_length(elements)));
+	list = palloc0(DolonProfilerListSize(list_length(elements)));
 
 	foreach(lc, elements)
 	{
@@ -223,7 +220,7 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 
 	if (*detail != NULL)
 	{
-		free(list);
+		pfree(list);
 		return false;
 	}
 	*result = list;

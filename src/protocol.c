@@ -17,6 +17,8 @@
  *
  * Decoding, for the collector, is described below, before its code.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -34,6 +34,8 @@
  *
  * The host and the server's processes, from /proc: see host.c.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

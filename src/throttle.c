@@ -8,6 +8,8 @@
  * occurrence through and then at most one per DOLON_LOG_INTERVAL_MS; the
  * report that gets through says how many were held back before it.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

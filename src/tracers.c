@@ -21,6 +21,8 @@
  * Nothing read from the table is ever spliced into SQL: the queries are
  * constants with parameters.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -362,7 +364,6 @@ check_definition(TracerDefinition *definition, bool check_usable)
 				 errdetail("%s", parse_detail),
 				 parse_hint ? errhint("%s", parse_hint) : 0));
 
-	PG_TRY();
 	{
 		char	   *problem;
 		Oid			role;
@@ -396,11 +397,6 @@ check_definition(TracerDefinition *definition, bool check_usable)
 		}
 		definition->profilers = dolon_profilers_text(profilers);
 	}
-	PG_FINALLY();
-	{
-		free(profilers);
-	}
-	PG_END_TRY();
 
 	if (strlen(definition->profilers) >= DOLON_MAX_PROFILERS_BYTES)
 		ereport(ERROR,

@@ -12,6 +12,8 @@
  * two steps, when the worker wakes up, it handles its interrupts and
  * reloads the settings if asked to.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -17,6 +17,8 @@
  * next sample.  Nothing here logs; failures are described in sender->error
  * for the caller to count and report.
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

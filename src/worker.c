@@ -37,6 +37,8 @@
  * the tracer waits for their values at most dolon.profiler_timeout (see
  * profiler_runner.c).
  *
+ * Copyright (c) 2026, the dolon authors
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -95,7 +97,7 @@ typedef struct Tracer
 
 	/* The definition in force */
 	char		name[DOLON_MAX_TRACER_NAME_BYTES];
-	DolonProfilerList *profilers;	/* malloc'd */
+	DolonProfilerList *profilers;	/* in TopMemoryContext */
 	char	   *host;
 	int			port;
 	int			frequency_ms;
@@ -206,12 +208,11 @@ attach_slot(Tracer *tracer, uint64 ticket)
  * restarted.
  */
 static void
-release_slot_and_exit(Tracer *tracer, const char *why)
+release_slot_and_exit(Tracer *tracer)
 {
 	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
 	tracer->slot->in_use = false;
 	LWLockRelease(dolon_shared->lock);
-	ereport(LOG, (errmsg("dolon tracer \"%s\" %s", tracer->name, why)));
 	proc_exit(0);
 }
 
@@ -225,6 +226,8 @@ load_started_tracer(Tracer *tracer)
 	DolonTracerSlot *slot = tracer->slot;
 	TransactionId start_xid;
 	char		profilers[DOLON_MAX_PROFILERS_BYTES];
+	MemoryContext oldcontext;
+	bool		parsed;
 	char	   *detail;
 	char	   *hint;
 	int			i;
@@ -238,8 +241,17 @@ load_started_tracer(Tracer *tracer)
 	start_xid = slot->start_xid;
 	LWLockRelease(dolon_shared->lock);
 
-	if (!dolon_parse_profilers(profilers, &tracer->profilers, &detail, &hint))
-		release_slot_and_exit(tracer, psprintf("has invalid profilers: %s", detail));
+	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
+	parsed = dolon_parse_profilers(profilers, &tracer->profilers, &detail, &hint);
+	MemoryContextSwitchTo(oldcontext);
+	if (!parsed)
+	{
+		ereport(LOG,
+				(errmsg("dolon tracer \"%s\" does not start: its profilers are invalid",
+						tracer->name),
+				 errdetail("%s", detail)));
+		release_slot_and_exit(tracer);
+	}
 
 	if (TransactionIdIsValid(start_xid))
 	{
@@ -250,7 +262,12 @@ load_started_tracer(Tracer *tracer)
 		committed = TransactionIdDidCommit(start_xid);
 		CommitTransactionCommand();
 		if (!committed)
-			release_slot_and_exit(tracer, "was not started: its transaction rolled back");
+		{
+			ereport(LOG,
+					(errmsg("dolon tracer \"%s\" does not start: the transaction that started it rolled back",
+							tracer->name)));
+			release_slot_and_exit(tracer);
+		}
 	}
 
 	/*
@@ -287,8 +304,12 @@ stop_committed(Tracer *tracer, bool *pending)
 	dropped = tracer->slot->dropped;
 	LWLockRelease(dolon_shared->lock);
 	if (dropped)
-		release_slot_and_exit(tracer,
-							  "stopped: its row of dolon.tracer_definitions was deleted or changed");
+	{
+		ereport(LOG,
+				(errmsg("dolon tracer \"%s\" stopped", tracer->name),
+				 errdetail("Its row of dolon.tracer_definitions was deleted or changed.")));
+		release_slot_and_exit(tracer);
+	}
 	if (!TransactionIdIsValid(stop_xid))
 		return false;
 
@@ -403,7 +424,12 @@ dolon_tracer_main(Datum main_arg)
 		long		timeout;
 
 		if (stop_committed(&tracer, &stop_pending))
-			release_slot_and_exit(&tracer, "stopped");
+			{
+			ereport(LOG,
+					(errmsg("dolon tracer \"%s\" stopped", tracer.name),
+					 errdetail("dolon.stop_tracer() was called on it.")));
+			release_slot_and_exit(&tracer);
+		}
 
 		if (tracer.configured && now >= tracer.next_restore)
 		{
@@ -469,12 +495,9 @@ apply_settings(Tracer *tracer)
 		{
 			Size		size = DolonProfilerListSize(dolon_profiler_list->count);
 
-			free(tracer->profilers);
-			tracer->profilers = malloc(size);
-			if (tracer->profilers == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("out of memory")));
+			if (tracer->profilers != NULL)
+				pfree(tracer->profilers);
+			tracer->profilers = MemoryContextAlloc(TopMemoryContext, size);
 			memcpy(tracer->profilers, dolon_profiler_list, size);
 			strlcpy(tracer->name, name, sizeof(tracer->name));
 			tracer->run_outdated = true;
