@@ -109,6 +109,7 @@ SELECT * FROM dolon.diagnostics('app.many');
 SELECT * FROM dolon.diagnostics('a.b.c');
 SELECT * FROM dolon.diagnostics('idle, app.queue_depth, idle');
 SELECT * FROM dolon.diagnostics('app.queue_depth', 'APP.Queue_Depth');
+SELECT * FROM dolon.diagnostics('idle', NULL);
 
 -- In dolon.database, ALTER SYSTEM checks the functions too
 ALTER SYSTEM SET dolon.profilers = 'idle, app.no_such';

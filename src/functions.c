@@ -102,24 +102,19 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 
 	if (PG_NARGS() > 0)
 	{
-		ArrayType  *array = PG_GETARG_ARRAYTYPE_P(0);
-		Datum	   *elements;
-		bool	   *element_nulls;
-		int			count;
-		StringInfoData joined;
+		char	   *text;
+		int			null_position;
 		char	   *detail;
 		char	   *hint;
 
-		deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
-						  &elements, &element_nulls, &count);
-		initStringInfo(&joined);
-		for (i = 0; i < count; i++)
-		{
-			if (!element_nulls[i])
-				appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
-								 TextDatumGetCString(elements[i]));
-		}
-		if (!dolon_parse_profilers(joined.data, &profilers, &detail, &hint))
+		text = dolon_profiler_array_text(PG_GETARG_ARRAYTYPE_P(0),
+										 &null_position);
+		if (text == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("invalid list of profilers"),
+					 errdetail("Profiler %d is null.", null_position)));
+		if (!dolon_parse_profilers(text, &profilers, &detail, &hint))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid list of profilers"),

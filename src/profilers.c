@@ -21,7 +21,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "parser/scansup.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
@@ -225,6 +227,36 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 	}
 	*result = list;
 	return true;
+}
+
+/*
+ * The profilers given as a text[] (the VARIADIC arguments of the SQL
+ * functions), as the text of a list.  Returns NULL if an element is null,
+ * with its position (from 1) in *null_position.
+ */
+char *
+dolon_profiler_array_text(ArrayType *array, int *null_position)
+{
+	Datum	   *elements;
+	bool	   *element_nulls;
+	int			count;
+	StringInfoData joined;
+	int			i;
+
+	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &element_nulls, &count);
+	initStringInfo(&joined);
+	for (i = 0; i < count; i++)
+	{
+		if (element_nulls[i])
+		{
+			*null_position = i + 1;
+			return NULL;
+		}
+		appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
+						 TextDatumGetCString(elements[i]));
+	}
+	return joined.data;
 }
 
 /*

@@ -11,6 +11,7 @@
 #define DOLON_PROFILERS_H
 
 #include "nodes/pg_list.h"
+#include "utils/array.h"
 #include "dolon_common.h"
 #include "sampling.h"
 
@@ -71,6 +72,7 @@ extern const char *dolon_builtin_profiler_name(DolonBuiltinProfiler id);
 extern char *dolon_builtin_profiler_names(void);
 extern bool dolon_parse_profilers(const char *text, DolonProfilerList **list,
 								  char **detail, char **hint);
+extern char *dolon_profiler_array_text(ArrayType *array, int *null_position);
 extern char *dolon_profilers_text(const DolonProfilerList *list);
 extern bool dolon_same_profilers(const DolonProfilerList *a,
 								 const DolonProfilerList *b);

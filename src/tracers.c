@@ -407,34 +407,6 @@ check_definition(TracerDefinition *definition, bool check_usable)
 }
 
 /*
- * The profilers given to dolon.start_tracer(), as the text of a list.
- */
-static char *
-profiler_array_text(const char *name, ArrayType *profiler_array)
-{
-	Datum	   *elements;
-	bool	   *element_nulls;
-	int			count;
-	StringInfoData joined;
-	int			i;
-
-	deconstruct_array(profiler_array, TEXTOID, -1, false, TYPALIGN_INT,
-					  &elements, &element_nulls, &count);
-	initStringInfo(&joined);
-	for (i = 0; i < count; i++)
-	{
-		if (element_nulls[i])
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("invalid profilers for tracer \"%s\"", name),
-					 errdetail("Profiler %d is null.", i + 1)));
-		appendStringInfo(&joined, "%s%s", i > 0 ? "," : "",
-						 TextDatumGetCString(elements[i]));
-	}
-	return joined.data;
-}
-
-/*
  * Change dolon.tracer_definitions, with a constant statement and its
  * parameters, as the table's owner: no one else may write it, so that it
  * only holds what dolon.start_tracer() checked.  Returns the rows
@@ -493,6 +465,7 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	Datum		row[5];
 	Oid			row_types[5] = {TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID};
 	pg_uuid_t  *uuid;
+	int			null_position;
 	int			i;
 
 	for (i = 0; i < lengthof(argument_names); i++)
@@ -509,8 +482,13 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 											 PG_GETARG_INTERVAL_P(1));
 	definition.host = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	definition.port = PG_GETARG_INT32(3);
-	definition.profilers = profiler_array_text(definition.name,
-											   PG_GETARG_ARRAYTYPE_P(4));
+	definition.profilers = dolon_profiler_array_text(PG_GETARG_ARRAYTYPE_P(4),
+													 &null_position);
+	if (definition.profilers == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("invalid profilers for tracer \"%s\"", definition.name),
+				 errdetail("Profiler %d is null.", null_position)));
 	check_definition(&definition, true);
 
 	/* Record it; the unique key on the name catches a concurrent twin */
