@@ -61,6 +61,7 @@
 #include "profilers.h"
 #include "protocol.h"
 #include "tracers.h"
+#include "transaction.h"
 
 /* Shared state of dolon; NULL unless dolon was preloaded */
 DolonSharedState *dolon_shared = NULL;
@@ -616,6 +617,68 @@ drop_if_unrecorded(DolonTracerSlot *slot)
 	}
 }
 
+/* A row of dolon.tracer_definitions as dolon_restore_tracers() acts on it */
+typedef struct RestoredRow
+{
+	TracerDefinition *definition;
+	TransactionId xmax;			/* of the row as read */
+	bool	   *recorded;		/* which slots run what their row says */
+} RestoredRow;
+
+/*
+ * Check a row, compare it with its running tracer, or start its tracer.
+ * Raises an error if it cannot be started.
+ */
+static void
+restore_row(void *arg)
+{
+	RestoredRow *row = (RestoredRow *) arg;
+	TracerDefinition *definition = row->definition;
+	int			slot;
+	bool		being_deleted;
+
+	/*
+	 * A running tracer is compared with its row as written; whether
+	 * its functions and role are usable now is its own affair (its
+	 * columns say so), checked only before a tracer starts.
+	 */
+	check_definition(definition, false);
+
+	LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
+	slot = find_tracer(definition->name, CONFIGURED_TRACER_SLOT + 1);
+	if (slot >= 0)
+	{
+		DolonTracerSlot *running = &dolon_shared->slots[slot];
+
+		row->recorded[slot] =
+			running->frequency_ms == definition->frequency_ms &&
+			strcmp(running->host, definition->host) == 0 &&
+			running->port == definition->port &&
+			strcmp(running->profilers, definition->profilers) == 0;
+		if (row->recorded[slot])
+			running->record_xid = InvalidTransactionId;
+	}
+	LWLockRelease(dolon_shared->lock);
+
+	/*
+	 * A row that a stop (or a change) deletes, committed since the
+	 * snapshot or still under way, is left for the next call
+	 */
+	being_deleted = TransactionIdIsNormal(row->xmax) &&
+		(TransactionIdIsInProgress(row->xmax) ||
+		 TransactionIdDidCommit(row->xmax));
+
+	if (slot < 0 && !being_deleted)
+	{
+		/* No uuid was promised to anyone: the worker makes its own */
+		pg_uuid_t	uuid;
+
+		memset(&uuid, 0, sizeof(uuid));
+		check_definition(definition, true);
+		row->recorded[launch(definition, &uuid, InvalidTransactionId)] = true;
+	}
+}
+
 /*
  * Bring the tracers started from SQL in line with dolon.tracer_definitions:
  * start those recorded that do not run, stop those that run without a row
@@ -654,8 +717,8 @@ dolon_restore_tracers(void)
 		TracerDefinition definition;
 		bool		isnull;
 		TransactionId xmax;
-		MemoryContext context = CurrentMemoryContext;
-		ResourceOwner owner = CurrentResourceOwner;
+		RestoredRow row;
+		ErrorData  *edata;
 
 		definition.name = SPI_getvalue(tuple, desc, 1);
 		definition.frequency_ms = DatumGetInt32(SPI_getbinval(tuple, desc, 2, &isnull));
@@ -664,72 +727,18 @@ dolon_restore_tracers(void)
 		definition.profilers = SPI_getvalue(tuple, desc, 5);
 		xmax = DatumGetTransactionId(SPI_getbinval(tuple, desc, 6, &isnull));
 
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(context);
-		PG_TRY();
+		row.definition = &definition;
+		row.xmax = xmax;
+		row.recorded = recorded;
+		edata = dolon_run_in_subtransaction(restore_row, &row);
+		if (edata != NULL)
 		{
-			int			slot;
-			bool		being_deleted;
-
-			/*
-			 * A running tracer is compared with its row as written; whether
-			 * its functions and role are usable now is its own affair (its
-			 * columns say so), checked only before a tracer starts.
-			 */
-			check_definition(&definition, false);
-
-			LWLockAcquire(dolon_shared->lock, LW_EXCLUSIVE);
-			slot = find_tracer(definition.name, CONFIGURED_TRACER_SLOT + 1);
-			if (slot >= 0)
-			{
-				DolonTracerSlot *running = &dolon_shared->slots[slot];
-
-				recorded[slot] =
-					running->frequency_ms == definition.frequency_ms &&
-					strcmp(running->host, definition.host) == 0 &&
-					running->port == definition.port &&
-					strcmp(running->profilers, definition.profilers) == 0;
-				if (recorded[slot])
-					running->record_xid = InvalidTransactionId;
-			}
-			LWLockRelease(dolon_shared->lock);
-
-			/*
-			 * A row that a stop (or a change) deletes, committed since the
-			 * snapshot or still under way, is left for the next call
-			 */
-			being_deleted = TransactionIdIsNormal(xmax) &&
-				(TransactionIdIsInProgress(xmax) ||
-				 TransactionIdDidCommit(xmax));
-
-			if (slot < 0 && !being_deleted)
-			{
-				/* No uuid was promised to anyone: the worker makes its own */
-				pg_uuid_t	uuid;
-
-				memset(&uuid, 0, sizeof(uuid));
-				check_definition(&definition, true);
-				recorded[launch(&definition, &uuid, InvalidTransactionId)] = true;
-			}
-			ReleaseCurrentSubTransaction();
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(context);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
 			appendStringInfo(&skipped, "%stracer \"%s\": %s%s%s",
 							 skipped.len > 0 ? "\n" : "", definition.name,
 							 edata->message, edata->detail ? " " : "",
 							 edata->detail ? edata->detail : "");
 			FreeErrorData(edata);
 		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(context);
-		CurrentResourceOwner = owner;
 	}
 	SPI_finish();
 

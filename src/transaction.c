@@ -6,7 +6,7 @@
  *
  * The tracers and the collector work in steps (a sample, a batch, a
  * retention pass, starting the recorded tracers), each in a transaction of
- * its own.  An error in a step must not end the worker, whose exit would
+ * its own, and some steps in parts, each in a subtransaction.  An error in a step must not end the worker, whose exit would
  * also cost the next samples: it is caught, the transaction rolled back,
  * and its message handed to the caller to count, record and log.  Between
  * two steps, when the worker wakes up, it handles its interrupts and
@@ -23,6 +23,7 @@
 #include "postmaster/interrupt.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 
 #include "transaction.h"
@@ -65,6 +66,39 @@ dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 	PG_END_TRY();
 	MemoryContextSwitchTo(caller_context);
 	return error;
+}
+
+/*
+ * Run step(arg) in a subtransaction of the current transaction, released if
+ * it ends well and rolled back if it raises an error.  Returns NULL, or the
+ * error, copied into the caller's memory context, which is current again
+ * on return either way, as is the caller's resource owner.
+ */
+ErrorData *
+dolon_run_in_subtransaction(void (*step) (void *arg), void *arg)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	ErrorData  *edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(caller_context);
+	PG_TRY();
+	{
+		step(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(caller_context);
+	CurrentResourceOwner = caller_owner;
+	return edata;
 }
 
 /*

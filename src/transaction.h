@@ -13,6 +13,8 @@
 
 extern char *dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 									  bool with_snapshot);
+extern ErrorData *dolon_run_in_subtransaction(void (*step) (void *arg),
+											  void *arg);
 extern void dolon_handle_interrupts(void);
 extern bool dolon_between_steps(void);
 
