@@ -698,6 +698,26 @@ stop_requested(Tracer *tracer)
 }
 
 /*
+ * Wait for the profiler runner at most timeout ms.  Returns false if a
+ * reload or a stop came meanwhile, for the worker's loop to act on at once;
+ * a shutdown ends the worker here.
+ */
+static bool
+wait_for_runner(Tracer *tracer, long timeout)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 timeout, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	dolon_handle_interrupts();
+	if (ConfigReloadPending || stop_requested(tracer))
+	{
+		SetLatch(MyLatch);
+		return false;
+	}
+	return true;
+}
+
+/*
  * Have the runner call the custom profilers, and wait for their values at
  * most dolon.profiler_timeout.  The worker stays responsive while it waits:
  * a shutdown ends it, and a reload or a stop ends the wait, the row going
@@ -714,16 +734,8 @@ run_custom_profilers(Tracer *tracer, int *failures, char *error)
 		   !TimestampDifferenceExceeds(started, GetCurrentTimestamp(),
 									   dolon_profiler_timeout_ms))
 	{
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 DOLON_RUNNER_START_POLL_MS, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		dolon_handle_interrupts();
-		if (ConfigReloadPending || stop_requested(tracer))
-		{
-			SetLatch(MyLatch);
+		if (!wait_for_runner(tracer, DOLON_RUNNER_START_POLL_MS))
 			break;
-		}
 		dolon_runner_start_round(&tracer->runner, tracer->columns);
 	}
 	while (!dolon_runner_round_over(&tracer->runner))
@@ -735,20 +747,8 @@ run_custom_profilers(Tracer *tracer, int *failures, char *error)
 		if (watch != 0)
 			until = Min(until, watch);
 		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-		if (timeout <= 0)
+		if (timeout <= 0 || !wait_for_runner(tracer, Min(timeout, INT_MAX)))
 			break;
-		timeout = Min(timeout, INT_MAX);
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		dolon_handle_interrupts();
-		if (ConfigReloadPending || stop_requested(tracer))
-		{
-			/* for the worker's loop to act on at once */
-			SetLatch(MyLatch);
-			break;
-		}
 	}
 	dolon_runner_finish_round(&tracer->runner, tracer->columns,
 							  tracer->values, tracer->nulls, failures, error);
