@@ -29,7 +29,7 @@ REGRESS = dolon tracing_api reading
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
 # make prove_installcheck: the TAP tests, each with clusters of its own,
-# using the installed server and the helper module in test/lib
+# using the installed server and the module DolonTest in test/lib
 PROVE_TESTS = test/t/*.pl
 
 PG_CONFIG ?= pg_config

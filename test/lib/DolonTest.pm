@@ -3,7 +3,7 @@
 
 =head1 NAME
 
-DolonTest - helpers for the TAP tests of dolon
+DolonTest - what the TAP tests of dolon share
 
 =head1 SYNOPSIS
 
