@@ -23,14 +23,24 @@ EXTENSION = dolon
 DATA = dolon--1.0.sql
 PGFILEDESC = "dolon - trace a running server to a mnemic backend"
 
-REGRESS = dolon
+# make installcheck: the pg_regress suites, in a temporary instance of the
+# installed server that preloads dolon with the settings they expect
+REGRESS = dolon tracing_api reading
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf
 
-TAP_TESTS = 1
+# make prove_installcheck: the TAP tests, each with clusters of its own,
+# using the installed server and the module DolonTest in test/lib
 PROVE_TESTS = test/t/*.pl
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+override PROVE_FLAGS += -I $(srcdir)/test/lib
+
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)
 
 # Each object depends on the headers it includes, as the compiler lists them
 override CPPFLAGS += -MMD -MP

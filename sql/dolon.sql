@@ -8,6 +8,21 @@
 CREATE EXTENSION dolon;
 CREATE EXTENSION dblink;
 
+-- The configured tracer works in this database, which pg_regress has just
+-- created: wait until it has connected and taken samples
+DO $$
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    IF EXISTS (SELECT FROM dolon.tracer
+               WHERE pid IS NOT NULL AND mean_sample_us > 0) THEN
+      RETURN;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RAISE EXCEPTION 'the configured tracer has taken no sample in 30 seconds';
+END
+$$;
+
 \dx+ dolon
 
 --
@@ -117,7 +132,9 @@ SET dolon.database = 'other';
 ALTER SYSTEM SET dolon.profilers = 'Active_Tasks,idle';
 ALTER SYSTEM SET dolon.frequency = '1min';
 ALTER SYSTEM SET dolon.tracer_name = 'ñandú';
-ALTER SYSTEM RESET ALL;
+ALTER SYSTEM RESET dolon.profilers;
+ALTER SYSTEM RESET dolon.frequency;
+ALTER SYSTEM RESET dolon.tracer_name;
 
 --
 -- Permissions: pg_monitor, and nobody else but superusers

@@ -10,14 +10,55 @@ CREATE EXTENSION dolon;
 CREATE EXTENSION dblink;
 CREATE ROLE regress_dolon_profiler;
 
+-- Waits until a query returning a boolean returns true, and says whether it
+-- did within 30 seconds: workers start, sample and stop asynchronously
+CREATE FUNCTION wait_until(condition text) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  done boolean;
+BEGIN
+  FOR i IN 1 .. 600 LOOP
+    PERFORM pg_stat_clear_snapshot();
+    EXECUTE condition INTO done;
+    IF done THEN
+      RETURN true;
+    END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END
+$$;
+
+-- Waits until a tracer has taken samples, or is gone
+CREATE FUNCTION wait_for_tracer(name text, running boolean) RETURNS boolean
+LANGUAGE sql AS $$
+  SELECT wait_until(CASE
+    WHEN running THEN format('SELECT EXISTS (SELECT FROM dolon.tracers
+                              WHERE tracer_name = %L AND pid IS NOT NULL
+                                AND samples > 0)', name)
+    ELSE format('SELECT NOT EXISTS (SELECT FROM dolon.tracers
+                                    WHERE tracer_name = %L)', name)
+  END)
+$$;
+
+-- The configured tracer works in this database, which pg_regress creates
+SELECT wait_for_tracer('regress', true);
+
 --
 -- Built-in profilers against their ground truth
 --
 
--- Rates need a previous sample of the same process: null at first
+-- Rates need a previous sample of the same process, and cpu_percent CPU
+-- time counted in /proc/stat since: null at first
 SELECT name, value IS NULL AS unknown
 FROM dolon.diagnostics('xact_commit_rate', 'xact_rollback_rate', 'cpu_percent');
-SELECT pg_sleep(0.1);
+CREATE FUNCTION cpu_ticks() RETURNS numeric LANGUAGE sql AS $$
+  SELECT sum(t::numeric)
+  FROM unnest((regexp_split_to_array(split_part(pg_read_file('/proc/stat'), E'\n', 1),
+                                     ' +'))[2:]) t
+$$;
+SELECT cpu_ticks() AS ticks \gset
+SELECT wait_until(format('SELECT cpu_ticks() > %s', :'ticks')) AS cpu_time_counted;
 SELECT name, value >= 0 AS known
 FROM dolon.diagnostics('xact_commit_rate', 'xact_rollback_rate', 'cpu_percent');
 
@@ -38,7 +79,9 @@ SELECT dblink_connect('held',
                              current_setting('unix_socket_directories'),
                              current_setting('port'), current_database()));
 SELECT dblink_exec('held', 'BEGIN');
-SELECT pg_sleep(0.3);
+SELECT wait_until($$SELECT clock_timestamp() - xact_start >= interval '0.3 s'
+                    FROM pg_stat_activity
+                    WHERE state = 'idle in transaction'$$) AS held_for_0_3_s;
 SELECT d.value AS idle_in_transaction,
        d.value = (SELECT count(*) FROM pg_stat_activity
                   WHERE state = 'idle in transaction') AS idle_in_transaction_ok
@@ -134,27 +177,6 @@ SELECT dolon.start_tracer('t', '1s', '127.0.0.1', 9, 'app.no_such');
 SELECT dolon.start_tracer('t', '1s', '127.0.0.1', 9, VARIADIC ARRAY[]::text[]);
 SELECT dolon.start_tracer('regress', '1s', '127.0.0.1', 9, 'idle');
 
--- Waits until a tracer has taken samples, or is gone, as workers start and
--- stop asynchronously
-CREATE FUNCTION wait_for_tracer(name text, running boolean) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-  FOR i IN 1 .. 300 LOOP
-    IF running AND EXISTS (SELECT FROM dolon.tracers t
-                           WHERE t.tracer_name = name AND t.pid IS NOT NULL
-                             AND t.samples > 0) THEN
-      RETURN true;
-    END IF;
-    IF NOT running AND NOT EXISTS (SELECT FROM dolon.tracers t
-                                   WHERE t.tracer_name = name) THEN
-      RETURN true;
-    END IF;
-    PERFORM pg_sleep(0.1);
-  END LOOP;
-  RETURN false;
-END
-$$;
-
 SELECT dolon.start_tracer('second', '100ms', '127.0.0.1', 9,
                           'idle', 'app.queue_depth') AS second_uuid \gset
 SELECT wait_for_tracer('second', true);
@@ -179,12 +201,17 @@ ROLLBACK;
 SELECT wait_for_tracer('rolled_back', false);
 SELECT count(*) FROM dolon.tracers WHERE tracer_name = 'rolled_back';
 
--- A stop that rolls back leaves the tracer running
+-- A stop that rolls back leaves the tracer running: after the rollback it
+-- goes on sampling (two samples more: it has checked for a stop since), in
+-- the same process
+SELECT pid AS second_pid FROM dolon.tracers WHERE tracer_name = 'second' \gset
 BEGIN;
 SELECT dolon.stop_tracer('second');
 ROLLBACK;
-SELECT pg_sleep(0.5);
-SELECT wait_for_tracer('second', true);
+SELECT samples AS second_samples FROM dolon.tracers WHERE tracer_name = 'second' \gset
+SELECT wait_until(format('SELECT samples >= %s + 2 AND pid = %s
+                          FROM dolon.tracers WHERE tracer_name = %L',
+                         :second_samples, :second_pid, 'second')) AS still_sampling;
 
 -- Stopping
 SELECT dolon.stop_tracer('second');

@@ -3,7 +3,7 @@
 
 =head1 NAME
 
-DolonTest - helpers for the TAP tests of dolon
+DolonTest - what the TAP tests of dolon share
 
 =head1 SYNOPSIS
 
@@ -32,7 +32,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 
 =pod
 
@@ -74,6 +74,28 @@ sub tracer_pid
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'dolon tracer'");
+}
+
+=pod
+
+=item poll_until($condition)
+
+Call $condition every 50 ms until it returns true, and return 1; return 0
+if it is still false after $PostgreSQL::Test::Utils::timeout_default
+seconds.  For what poll_query_until cannot ask in one query.
+
+=cut
+
+sub poll_until
+{
+	my ($condition) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return 1 if $condition->();
+		usleep(50_000);
+	}
+	return 0;
 }
 
 =pod
@@ -233,6 +255,27 @@ sub wait_for_row
 	return $self->wait_for(
 		sub { $_[0]->{msg_type} eq 'row' && $_[0]->{uuid} eq $uuid },
 		"a row of run $uuid");
+}
+
+=pod
+
+=item $receiver->rows_arrived($uuid)
+
+The rows of run $uuid that have arrived so far, read without waiting; the
+other datagrams that have arrived are discarded.
+
+=cut
+
+sub rows_arrived
+{
+	my ($self, $uuid) = @_;
+	my @rows;
+	while (defined(my $message = $self->next_message(0)))
+	{
+		push @rows, $message
+		  if $message->{msg_type} eq 'row' && $message->{uuid} eq $uuid;
+	}
+	return @rows;
 }
 
 =pod

@@ -10,11 +10,10 @@ PG_MAJOR=15
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 export PG_CONFIG
 
-# Where the server's programs and PGXS are, from pg_config (once installed)
+# Where the server's programs are, from pg_config (once installed)
 set_server_paths() {
 	[ -x "$PG_CONFIG" ] || return 0
 	PG_BIN=$("$PG_CONFIG" --bindir)
-	PGXS_DIR=$(cd "$(dirname "$("$PG_CONFIG" --pgxs)")/../.." && pwd)
 }
 set_server_paths
 

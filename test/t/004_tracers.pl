@@ -6,7 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use Time::HiRes qw(time);
 use DolonTest;
 
 my $configured = DolonTest::Receiver->new;
@@ -20,18 +20,6 @@ my $node = DolonTest::new_node('tracers', $configured->port,
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION dolon');
 
-# Rows of each receiver since the last drain
-sub rows_since_drain
-{
-	my ($receiver, $uuid) = @_;
-	my $rows = 0;
-	while (defined(my $m = $receiver->next_message(0)))
-	{
-		$rows++ if $m->{msg_type} eq 'row' && $m->{uuid} eq $uuid;
-	}
-	return $rows;
-}
-
 # Two tracers from SQL, to two backends, at two frequencies
 my $fast_uuid = $node->safe_psql('postgres',
 	"SELECT dolon.start_tracer('fast', '100ms', '127.0.0.1', " . $fast->port . ", 'idle', 'active_tasks')");
@@ -44,18 +32,21 @@ is($slow_run->{uuid}, $slow_uuid, '... for each tracer');
 is_deeply($fast_run->{column_names}, [qw(idle active_tasks)], 'each tracer has its own columns');
 is_deeply($slow_run->{column_names}, [qw(count_db_connections)], '... and so has the other');
 
-# Both run at once, each at its own pace
+# Both run at once, each at its own pace: while the slow tracer sends 6
+# rows, 5 intervals of 500 ms apart, the fast one sends about 25
 $fast->wait_for_row($fast_uuid);
 $slow->wait_for_row($slow_uuid);
 $fast->drain;
 $slow->drain;
-sleep 3;
-my $fast_rows = rows_since_drain($fast, $fast_uuid);
-my $slow_rows = rows_since_drain($slow, $slow_uuid);
-cmp_ok($fast_rows, '>=', 15, "the 100ms tracer sent $fast_rows rows in 3 s");
-cmp_ok($slow_rows, '>=', 3, "the 500ms tracer sent $slow_rows rows in 3 s");
-cmp_ok($slow_rows, '<=', 8, '... not more than its frequency allows');
-cmp_ok($fast_rows, '>', 2 * $slow_rows, 'the faster tracer sends more rows than the slower one');
+my $start = time;
+$slow->wait_for_row($slow_uuid) for 1 .. 6;
+my $elapsed = time - $start;
+my $fast_rows = () = $fast->rows_arrived($fast_uuid);
+cmp_ok($elapsed, '>=', 2.4,
+	sprintf('the 500ms tracer took %.1f s to send 6 rows: not more than its frequency allows', $elapsed));
+cmp_ok($elapsed, '<=', 6, '... and at least one a second');
+cmp_ok($fast_rows, '>=', 15, "the 100ms tracer sent $fast_rows rows meanwhile");
+cmp_ok($fast_rows, '>', 2 * 6, 'the faster tracer sends more rows than the slower one');
 ok(defined $configured->wait_for_run('configured'), 'the configured tracer runs alongside');
 
 is($node->safe_psql('postgres',
@@ -96,10 +87,21 @@ kill 'KILL', $victim;
 $node->poll_query_until('postgres',
 	"SELECT count(*) = 3 FROM pg_stat_activity WHERE backend_type = 'dolon tracer'")
   or die 'tracers did not come back after the crash';
-sleep 6;    # restarted workers of the old shared memory would show up by now
-is($node->safe_psql('postgres',
-	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dolon tracer'"),
-	'3', 'after a crash, each tracer runs once');
+# The workers of the shared memory before the crash are started again too,
+# and leave when they find their slots gone.  Watch the tracers while the
+# slow one takes 12 samples, 6 s: longer than the 5 s after which the
+# server starts again a tracer that failed
+my $most = 0;
+DolonTest::poll_until(
+	sub {
+		my ($workers, $samples) = split /\|/, $node->safe_psql('postgres', q{
+			SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dolon tracer'),
+			       (SELECT coalesce(max(samples), 0) FROM dolon.tracers WHERE tracer_name = 'slow')});
+		$most = $workers if $workers > $most;
+		return $samples >= 12;
+	})
+  or die 'the slow tracer did not take 12 samples after the crash';
+is($most, 3, 'after a crash, each tracer runs once');
 is($node->safe_psql('postgres',
 	"SELECT string_agg(tracer_name, ' ' ORDER BY tracer_name) FROM dolon.tracers WHERE pid IS NOT NULL"),
 	'configured fast slow', '... and dolon.tracers shows them');

@@ -8,7 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use POSIX ();
-use Time::HiRes qw(time sleep);
+use Time::HiRes qw(time);
 use DolonTest;
 
 my @columns = qw(idle_in_transaction waiting_on_locks max_connections
@@ -98,20 +98,6 @@ sub server_memory
 		close $fh;
 	}
 	return ($pss_kb / 1024**2, $private_kb / 1024);
-}
-
-# The rows of run $uuid that have arrived so far, then $more new ones
-sub rows_so_far
-{
-	my ($receiver, $uuid, $more) = @_;
-	my @rows;
-	while (defined(my $message = $receiver->next_message(0)))
-	{
-		push @rows, $message
-		  if $message->{msg_type} eq 'row' && $message->{uuid} eq $uuid;
-	}
-	push @rows, $receiver->wait_for_row($uuid) for 1 .. $more;
-	return @rows;
 }
 
 # The value of a column in a row
@@ -366,7 +352,7 @@ $node->poll_query_until('postgres',
   or die 'the transactions are not counted';
 my ($commits_seen, $rollbacks_seen) = (0, 0);
 my $window_end = time + 7;
-my @rows = rows_so_far($receiver, $uuid, 1);
+my @rows = ($receiver->rows_arrived($uuid), $receiver->wait_for_row($uuid));
 push @rows, $receiver->wait_for_row($uuid) while time < $window_end;
 for my $row (@rows)
 {
@@ -440,7 +426,10 @@ for (1 .. 10)
 my $cpu_client = $node->background_psql('postgres');
 my $sql_first = $cpu_client->query_safe("SELECT value FROM dolon.diagnostics('cpu_percent')");
 my $cpu_before = cpu_ticks();
-sleep 1;
+# 200 ticks of the host's CPU time counted, so that a tick either way
+# weighs little
+DolonTest::poll_until(sub { cpu_ticks()->[1] - $cpu_before->[1] >= 200 })
+  or die '/proc/stat counts no CPU time';
 my $sql_cpu = $cpu_client->query_safe("SELECT value FROM dolon.diagnostics('cpu_percent')");
 my $true_cpu = cpu_percent_between($cpu_before, cpu_ticks());
 $cpu_client->quit;

@@ -7,7 +7,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
 use DolonTest;
 
 my $receiver = DolonTest::Receiver->new;
@@ -146,18 +145,17 @@ sub column_index
 sub row_with_value
 {
 	my ($uuid, $index, $value, $timeout) = @_;
-	my $deadline = time + ($timeout // $PostgreSQL::Test::Utils::timeout_default);
-	while ((my $left = $deadline - time) > 0)
-	{
-		my $m = $receiver->next_message($left);
-		next unless defined $m;
-		return $m
-		  if $m->{msg_type} eq 'row'
-		  && $m->{uuid} eq $uuid
-		  && defined $m->{row_data}[$index]
-		  && $m->{row_data}[$index] == $value;
-	}
-	return undef;
+	return eval {
+		$receiver->wait_for(
+			sub {
+				my ($m) = @_;
+				return $m->{msg_type} eq 'row'
+				  && $m->{uuid} eq $uuid
+				  && defined $m->{row_data}[$index]
+				  && $m->{row_data}[$index] == $value;
+			},
+			"a row of run $uuid with $value in column $index", $timeout);
+	};
 }
 
 # psql as another role: (exit code, stdout, stderr)

@@ -99,19 +99,6 @@ sub row_message
 	  . join(', ', map { $_ // 'null' } @values) . qq(], "uuid": "$uuid"});
 }
 
-# Poll $condition until it is true, or $timeout_default seconds
-sub poll_until
-{
-	my ($condition) = @_;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		return 1 if $condition->();
-		usleep(50_000);
-	}
-	return 0;
-}
-
 sub collector_counters
 {
 	my ($node, $database) = @_;
@@ -129,7 +116,7 @@ sub counters_risen
 {
 	my ($node, $before, $count, $database) = @_;
 	my $risen;
-	poll_until(
+	DolonTest::poll_until(
 		sub {
 			my $now = collector_counters($node, $database);
 			$risen = { map { $_ => $now->{$_} - $before->{$_} } @counters };
@@ -164,7 +151,7 @@ sub send_in_one_batch
 	my $lock_holder = $node->background_psql($database);
 	$lock_holder->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
 	send_all($socket, $first_row);
-	poll_until(
+	DolonTest::poll_until(
 		sub {
 			$node->safe_psql($database,
 				"SELECT count(*) FROM pg_locks WHERE relation = 'dolon.tracing_row'::regclass AND NOT granted") eq '1';
@@ -219,7 +206,7 @@ my $to_collector = sender($port);
 # The collector runs, listens where it was told, and stores once it has seen
 # the extension (probe with an announcement until it is stored)
 my $probe = new_uuid();
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			send_all($to_collector, run_message($probe, 'probe', 'a'));
 			return $collector->safe_psql('postgres',
@@ -254,7 +241,7 @@ while (@recorded_rows < 5)
 }
 $traced->stop;
 my $run = $announcement->{uuid};
-ok(poll_until(sub { count_rows($collector, $run) == @recorded_rows }),
+ok(DolonTest::poll_until(sub { count_rows($collector, $run) == @recorded_rows }),
 	'the rows of the traced node are stored');
 is( $collector->safe_psql('postgres',
 		"SELECT app_name, column_names::text FROM dolon.tracing_run WHERE uuid = '$run'"),
@@ -273,10 +260,11 @@ is_deeply(\@stored, \@recorded_values, 'the rows are stored in order, with the v
 
 # The datagrams of the original client are stored exactly
 my $before = collector_counters($collector);
-foreach my $datagram (@golden)
+foreach my $i (0 .. $#golden)
 {
-	send_all($to_collector, $datagram);
-	usleep(20_000);    # arrival times in order
+	# each received before the next is sent: arrival times in order
+	send_all($to_collector, $golden[$i]);
+	counters_risen($collector, $before, $i + 1);
 }
 is_deeply(counters_risen($collector, $before, 3),
 	rises(received => 3, stored_runs => 1, stored_rows => 2),
@@ -562,7 +550,7 @@ my $to_empty = sender($empty_port);
 # What it holds when it exits is counted as dropped; it starts again
 my $lost = new_uuid();
 send_all($to_empty, map { row_message($lost, $_) } 1 .. 3);
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '3';
 		}),
@@ -572,13 +560,13 @@ is( $empty->safe_psql('elsewhere',
 	't|0|0|0', 'dolon.collector shows the collector waiting, holding them: none stored, none dropped');
 my $exited = collector_counters($empty, 'elsewhere')->{pid};
 $empty->safe_psql('elsewhere', "SELECT pg_terminate_backend($exited)");
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere',
 				"SELECT dropped = 3 AND pid IS DISTINCT FROM $exited FROM dolon.collector") eq 't';
 		}),
 	'the datagrams it held when it exited are counted as dropped');
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere',
 				"SELECT pid IS NOT NULL AND pid <> $exited FROM dolon.collector") eq 't';
@@ -587,7 +575,7 @@ ok( poll_until(
 
 my $early = new_uuid();
 send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '8';
 		}),
@@ -604,7 +592,7 @@ foreach my $chunk (1 .. 50)
 {
 	send_all($to_empty, map { row_message($flood, $flood_sent + $_) } 0 .. 199);
 	$flood_sent += 200;
-	poll_until(
+	DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector')
 			  >= 8 + $flood_sent;
@@ -620,7 +608,7 @@ $log_offset = -s $empty->logfile;
 $empty->safe_psql('postgres', 'CREATE EXTENSION dolon');
 ok(eval { $empty->wait_for_log(qr/dolon collector stores traces in database "postgres" from now on/, $log_offset) },
 	'the log says when the collector finds the extension');
-ok(poll_until(sub { count_rows($empty, $early) == 4 }),
+ok(DolonTest::poll_until(sub { count_rows($empty, $early) == 4 }),
 	'once CREATE EXTENSION dolon has run, the rows held are stored, nothing more being sent');
 is( $empty->safe_psql('postgres',
 		"SELECT app_name, creation_time < '$extension_created',"
@@ -632,7 +620,7 @@ is( $empty->safe_psql('postgres',
 	'8187|0|8186', '... and the first 8,187 rows of the flood, in the buffer with them');
 my $late = new_uuid();
 send_all($to_empty, run_message($late, 'late', 'a'), map { row_message($late, $_) } 1 .. 3);
-ok(poll_until(sub { count_rows($empty, $late) == 3 }),
+ok(DolonTest::poll_until(sub { count_rows($empty, $late) == 3 }),
 	'after CREATE EXTENSION dolon, the rows are stored');
 is( $empty->safe_psql('postgres',
 		'SELECT waiting_for_extension, received, stored_runs, stored_rows, dropped, malformed FROM dolon.collector'),
@@ -647,7 +635,7 @@ $empty->safe_psql('latin', 'CREATE EXTENSION dolon');
 $empty->append_conf('postgresql.conf', "dolon.database = 'latin'");
 $empty->restart;
 my $latin = new_uuid();
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			send_all($to_empty, run_message($latin, 'latin', 'a'));
 			return $empty->safe_psql('latin',
@@ -707,7 +695,7 @@ sub burst
 	my $lag = !defined $accounted ? undef
 	  : defined $caught_up ? $accounted - $caught_up : 0;
 	# Then wait until what was received is stored
-	poll_until(
+	DolonTest::poll_until(
 		sub {
 			$risen = counters_risen($collector, $before);
 			return $risen->{stored_rows} + $risen->{malformed} >= $risen->{received};
@@ -825,14 +813,14 @@ my $old_rows = $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tra
 $before = collector_counters($collector);
 $collector->safe_psql('postgres',
 	"ALTER SYSTEM SET dolon.collector_retention = '2s'; SELECT pg_reload_conf()");
-ok( poll_until(
+ok( DolonTest::poll_until(
 		sub {
 			$collector->safe_psql('postgres',
 				"SELECT count(*) FROM dolon.tracing_row WHERE date_time < now() - interval '10 s'") eq '0'
 			  && collector_counters($collector)->{expired_rows} > $before->{expired_rows};
 		}),
 	'with a retention of 2 s, old rows are deleted');
-ok(poll_until(sub { $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row') eq '0' }),
+ok(DolonTest::poll_until(sub { $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row') eq '0' }),
 	'all the rows, which are older than 2 s, are deleted');
 is(collector_counters($collector)->{expired_rows} - $before->{expired_rows}, $old_rows,
 	"dolon.collector counts the $old_rows rows deleted");
@@ -840,15 +828,27 @@ is($collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_run'), 
 	'... and the runs left without rows are deleted too');
 my $fresh = new_uuid();
 send_all($to_collector, run_message($fresh, 'fresh', 'a'), row_message($fresh, 1));
-ok(poll_until(sub { count_rows($collector, $fresh) == 1 }), 'a row arrives');
-usleep(1_000_000);
-is(count_rows($collector, $fresh), '1', '... and is still there 1 s later');
-ok( poll_until(
+ok(DolonTest::poll_until(sub { count_rows($collector, $fresh) == 1 }), 'a row arrives');
+my $arrived = $collector->safe_psql('postgres',
+	"SELECT date_time FROM dolon.tracing_row WHERE uuid = '$fresh'");
+# Watch it until it is deleted, and its age then
+my $gone_at_age;
+ok( DolonTest::poll_until(
+		sub {
+			my ($count, $age) = split /\|/, $collector->safe_psql('postgres',
+				"SELECT count(*), extract(epoch FROM clock_timestamp() - '$arrived'::timestamptz)
+				 FROM dolon.tracing_row WHERE uuid = '$fresh'");
+			$gone_at_age = $age;
+			return $count == 0;
+		}),
+	'... and is deleted');
+cmp_ok($gone_at_age, '>=', 2, "... not before it is 2 s old (gone at $gone_at_age s)");
+ok( DolonTest::poll_until(
 		sub {
 			$collector->safe_psql('postgres',
 				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$fresh'") eq '0';
 		}),
-	'... until it, and then its run, are older than 2 s');
+	'... then its run');
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the same collector ran all along');
 
 $collector->stop;
