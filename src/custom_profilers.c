@@ -57,80 +57,97 @@ is_numeric_type(Oid type)
 
 /*
  * Find the function of a custom profiler and check that it can be one.
- * Needs a transaction; raises no error.  Returns NULL if the function is
- * fit, and otherwise a message, with a detail and a hint (or NULL).
+ * Needs a transaction; raises no error.  Returns false, with the failure,
+ * if the function is not fit.
  */
-const char *
+bool
 dolon_check_profiler_function(const DolonProfilerSpec *spec, Oid *function,
-							  Oid *result_type, char **detail, char **hint)
+							  Oid *result_type, DolonFailure *failure)
 {
 	List	   *name = list_make2(makeString(pstrdup(spec->schema)),
 								  makeString(pstrdup(spec->function)));
 	const char *signature = NameListToString(name);
 	HeapTuple	tuple;
 	Form_pg_proc proc;
-
-	*detail = NULL;
-	*hint = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
 
 	*function = LookupFuncName(name, 0, NULL, true);
 	if (!OidIsValid(*function))
 	{
 		if (!OidIsValid(get_namespace_oid(spec->schema, true)))
-			*detail = psprintf("Schema \"%s\" does not exist.", spec->schema);
+			detail = psprintf("Schema \"%s\" does not exist.", spec->schema);
 		else if (FuncnameGetCandidates(name, -1, NIL, false, false, false, true))
-			*detail = psprintf("Functions named %s exist, but none without arguments.",
-							   signature);
-		*hint = pstrdup("A profiler function takes no arguments and returns a number.");
-		return psprintf("profiler function %s() does not exist", signature);
+			detail = psprintf("Functions named %s exist, but none without arguments.",
+							  signature);
+		dolon_set_failure(failure, ERRCODE_UNDEFINED_FUNCTION,
+						  psprintf("profiler function %s() does not exist",
+								   signature),
+						  detail,
+						  pstrdup("A profiler function takes no arguments and returns a number."));
+		return false;
 	}
 
 	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(*function));
 	if (!HeapTupleIsValid(tuple))
-		return psprintf("cache lookup failed for function %u", *function);
+	{
+		dolon_set_failure(failure, ERRCODE_UNDEFINED_FUNCTION,
+						  psprintf("cache lookup failed for function %u",
+								   *function),
+						  NULL, NULL);
+		return false;
+	}
 	proc = (Form_pg_proc) GETSTRUCT(tuple);
 	*result_type = proc->prorettype;
 
 	if (proc->prokind != PROKIND_FUNCTION || proc->proretset)
-		*detail = psprintf("%s() is not a plain function returning one value.",
-						   signature);
+		detail = psprintf("%s() is not a plain function returning one value.",
+						  signature);
 	else if (!is_numeric_type(proc->prorettype))
 	{
-		*detail = psprintf("%s() returns %s.", signature,
-						   format_type_be(proc->prorettype));
-		*hint = pstrdup("A profiler function returns smallint, integer, bigint, real, double precision or numeric.");
+		detail = psprintf("%s() returns %s.", signature,
+						  format_type_be(proc->prorettype));
+		hint = pstrdup("A profiler function returns smallint, integer, bigint, real, double precision or numeric.");
 	}
 	ReleaseSysCache(tuple);
 
-	if (*detail != NULL)
-		return psprintf("function %s() cannot be a profiler", signature);
-	return NULL;
+	if (detail == NULL)
+		return true;
+	dolon_set_failure(failure, ERRCODE_WRONG_OBJECT_TYPE,
+					  psprintf("function %s() cannot be a profiler", signature),
+					  detail, hint);
+	return false;
 }
 
 /*
  * The role that custom profilers run as, named by dolon.profiler_role.
- * Returns InvalidOid, with the reason in *problem, if it is not set, does
- * not exist or is a superuser.  Needs a transaction.
+ * Returns InvalidOid, with the failure, if it is not set, does not exist or
+ * is a superuser.  Needs a transaction.
  */
 Oid
-dolon_profiler_role_oid(const char *role_name, char **problem)
+dolon_profiler_role_oid(const char *role_name, DolonFailure *failure)
 {
-	Oid			role;
+	Oid			role = InvalidOid;
+	char	   *detail = NULL;
 
-	*problem = NULL;
 	if (role_name == NULL || role_name[0] == '\0')
+		detail = pstrdup("dolon.profiler_role is not set.");
+	else
 	{
-		*problem = pstrdup("dolon.profiler_role is not set");
-		return InvalidOid;
+		role = get_role_oid(role_name, true);
+		if (!OidIsValid(role))
+			detail = psprintf("Role \"%s\" of dolon.profiler_role does not exist.",
+							  role_name);
+		else if (superuser_arg(role))
+			detail = psprintf("Role \"%s\" of dolon.profiler_role is a superuser.",
+							  role_name);
 	}
-	role = get_role_oid(role_name, true);
-	if (!OidIsValid(role))
-		*problem = psprintf("role \"%s\" of dolon.profiler_role does not exist",
-							role_name);
-	else if (superuser_arg(role))
-		*problem = psprintf("role \"%s\" of dolon.profiler_role is a superuser",
-							role_name);
-	return *problem ? InvalidOid : role;
+	if (detail == NULL)
+		return role;
+	dolon_set_failure(failure, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+					  pstrdup("custom profilers cannot run"), detail,
+					  pstrdup("Set dolon.profiler_role to a role that is not a superuser."));
+	return InvalidOid;
 }
 
 /*
@@ -186,16 +203,13 @@ dolon_call_profiler(const DolonProfilerSpec *spec, Oid role, int timeout_ms,
 	bool		isnull = true;
 	Oid			function;
 	Oid			result_type;
-	const char *problem;
-	char	   *detail;
-	char	   *hint;
+	DolonFailure failure;
 
 	*error = NULL;
-	problem = dolon_check_profiler_function(spec, &function, &result_type,
-											&detail, &hint);
-	if (problem != NULL)
+	if (!dolon_check_profiler_function(spec, &function, &result_type,
+									   &failure))
 	{
-		*error = detail ? psprintf("%s: %s", problem, detail) : pstrdup(problem);
+		*error = failure.message;
 		return false;
 	}
 

@@ -12,10 +12,11 @@
 
 #include "profilers.h"
 
-extern const char *dolon_check_profiler_function(const DolonProfilerSpec *spec,
-												 Oid *function, Oid *result_type,
-												 char **detail, char **hint);
-extern Oid	dolon_profiler_role_oid(const char *role_name, char **problem);
+extern bool dolon_check_profiler_function(const DolonProfilerSpec *spec,
+										  Oid *function, Oid *result_type,
+										  DolonFailure *failure);
+extern Oid	dolon_profiler_role_oid(const char *role_name,
+									DolonFailure *failure);
 extern char *dolon_profiler_name(const DolonProfilerSpec *spec);
 extern bool dolon_call_profiler(const DolonProfilerSpec *spec, Oid role,
 								int timeout_ms, double *value, char **error);

@@ -54,6 +54,43 @@
 #define DOLON_NUM_LOCKS 2
 
 /*
+ * Why something failed, as PostgreSQL reports it: an error code, a message
+ * and, where there are some, a detail and a hint.  Code that must not raise
+ * an error (check hooks of settings, checks whose caller decides what a
+ * failure means) fills one in; its caller reports it with
+ * dolon_report_failure(), or hands its parts to a check hook, changing the
+ * message to its own first if it knows better what failed.
+ */
+typedef struct DolonFailure
+{
+	int			sqlerrcode;
+	char	   *message;
+	char	   *detail;			/* or NULL */
+	char	   *hint;			/* or NULL */
+} DolonFailure;
+
+static inline void
+dolon_set_failure(DolonFailure *failure, int sqlerrcode, char *message,
+				  char *detail, char *hint)
+{
+	failure->sqlerrcode = sqlerrcode;
+	failure->message = message;
+	failure->detail = detail;
+	failure->hint = hint;
+}
+
+/* Report a failure at elevel; at ERROR, raise it */
+static inline void
+dolon_report_failure(int elevel, const DolonFailure *failure)
+{
+	ereport(elevel,
+			(errcode(failure->sqlerrcode),
+			 errmsg_internal("%s", failure->message),
+			 failure->detail ? errdetail_internal("%s", failure->detail) : 0,
+			 failure->hint ? errhint("%s", failure->hint) : 0));
+}
+
+/*
  * Raise an error unless the shared state of a module exists, that is
  * unless dolon was loaded through shared_preload_libraries.
  */

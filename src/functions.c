@@ -104,8 +104,7 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 	{
 		char	   *text;
 		int			null_position;
-		char	   *detail;
-		char	   *hint;
+		DolonFailure failure;
 
 		text = dolon_profiler_array_text(PG_GETARG_ARRAYTYPE_P(0),
 										 &null_position);
@@ -114,12 +113,8 @@ dolon_diagnostics(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("invalid list of profilers"),
 					 errdetail("Profiler %d is null.", null_position)));
-		if (!dolon_parse_profilers(text, &profilers, &detail, &hint))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid list of profilers"),
-					 errdetail("%s", detail),
-					 hint ? errhint("%s", hint) : 0));
+		if (!dolon_parse_profilers(text, &profilers, &failure))
+			dolon_report_failure(ERROR, &failure);
 	}
 
 	columns = dolon_build_columns(profilers, true);

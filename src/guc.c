@@ -270,37 +270,57 @@ dolon_effective_tracer_name(void)
 /*
  * A host is a DNS name or an IPv4 or IPv6 address literal (with an optional
  * zone).  Only its form is checked; it is resolved by the worker.  Returns
- * false with a detail, and maybe a hint, if it is not valid.
+ * false, with the failure, if it is not valid.
  */
 bool
-dolon_host_is_valid(const char *host, const char **detail, const char **hint)
+dolon_host_is_valid(const char *host, DolonFailure *failure)
 {
 	const char *c;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
 
-	*detail = NULL;
-	*hint = NULL;
 	if (host == NULL || host[0] == '\0')
-		*detail = "The host of the mnemic backend must not be empty.";
+		detail = pstrdup("The host of the mnemic backend must not be empty.");
 	else if (strlen(host) >= DOLON_MAX_HOST_BYTES)
-		*detail = psprintf("A host name has at most %d characters.",
-						   DOLON_MAX_HOST_BYTES - 1);
+		detail = psprintf("A host name has at most %d characters.",
+						  DOLON_MAX_HOST_BYTES - 1);
 	else
 	{
 		for (c = host; *c != '\0'; c++)
 		{
 			if (!(isalnum((unsigned char) *c) || strchr(".-_:%", *c) != NULL))
 			{
-				*detail = psprintf("\"%s\" is not a valid host name or address.",
-								   host);
+				detail = psprintf("\"%s\" is not a valid host name or address.",
+								  host);
 				if (*c == '[' || *c == ']')
-					*hint = "Write IPv6 addresses without brackets, as in ::1.";
+					hint = pstrdup("Write IPv6 addresses without brackets, as in ::1.");
 				else
-					*hint = "A host is a DNS name or an IPv4 or IPv6 address.";
+					hint = pstrdup("A host is a DNS name or an IPv4 or IPv6 address.");
 				break;
 			}
 		}
 	}
-	return *detail == NULL;
+	if (detail == NULL)
+		return true;
+	dolon_set_failure(failure, ERRCODE_INVALID_PARAMETER_VALUE,
+					  pstrdup("invalid host"), detail, hint);
+	return false;
+}
+
+/*
+ * Hand a failure to the check hook of a setting.  The message stays the
+ * server's ("invalid value for parameter ..."), unless the failure is about
+ * something else than the value's form.
+ */
+static void
+check_failure(const DolonFailure *failure, bool with_message)
+{
+	if (with_message)
+		GUC_check_errmsg("%s", failure->message);
+	if (failure->detail)
+		GUC_check_errdetail("%s", failure->detail);
+	if (failure->hint)
+		GUC_check_errhint("%s", failure->hint);
 }
 
 /*
@@ -309,14 +329,11 @@ dolon_host_is_valid(const char *host, const char **detail, const char **hint)
 static bool
 check_host(char **newval, void **extra, GucSource source)
 {
-	const char *detail;
-	const char *hint;
+	DolonFailure failure;
 
-	if ((*newval)[0] == '\0' || dolon_host_is_valid(*newval, &detail, &hint))
+	if ((*newval)[0] == '\0' || dolon_host_is_valid(*newval, &failure))
 		return true;
-	GUC_check_errdetail("%s", detail);
-	if (hint)
-		GUC_check_errhint("%s", hint);
+	check_failure(&failure, false);
 	return false;
 }
 
@@ -360,8 +377,7 @@ static bool
 check_profilers(char **newval, void **extra, GucSource source)
 {
 	DolonProfilerList *list;
-	char	   *detail;
-	char	   *hint;
+	DolonFailure failure;
 	int			i;
 	bool		valid = true;
 	MemoryContext context;
@@ -372,11 +388,9 @@ check_profilers(char **newval, void **extra, GucSource source)
 									"dolon.profilers check",
 									ALLOCSET_SMALL_SIZES);
 	oldcontext = MemoryContextSwitchTo(context);
-	if (!dolon_parse_profilers(*newval, &list, &detail, &hint))
+	if (!dolon_parse_profilers(*newval, &list, &failure))
 	{
-		GUC_check_errdetail("%s", detail);
-		if (hint)
-			GUC_check_errhint("%s", hint);
+		check_failure(&failure, false);
 		valid = false;
 	}
 
@@ -392,21 +406,15 @@ check_profilers(char **newval, void **extra, GucSource source)
 	{
 		for (i = 0; i < list->count; i++)
 		{
-			const char *problem;
 			Oid			function;
 			Oid			result_type;
 
 			if (list->items[i].builtin != PROFILER_CUSTOM)
 				continue;
-			problem = dolon_check_profiler_function(&list->items[i], &function,
-													&result_type, &detail, &hint);
-			if (problem != NULL)
+			if (!dolon_check_profiler_function(&list->items[i], &function,
+											   &result_type, &failure))
 			{
-				GUC_check_errmsg("%s", problem);
-				if (detail)
-					GUC_check_errdetail("%s", detail);
-				if (hint)
-					GUC_check_errhint("%s", hint);
+				check_failure(&failure, true);
 				valid = false;
 				break;
 			}

@@ -28,7 +28,6 @@ extern char *dolon_collector_listen_addresses;
 extern int	dolon_collector_retention_s;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
-extern bool dolon_host_is_valid(const char *host, const char **detail,
-								const char **hint);
+extern bool dolon_host_is_valid(const char *host, DolonFailure *failure);
 
 #endif							/* DOLON_GUC_H */

@@ -691,8 +691,9 @@ static void
 round_step(void *arg)
 {
 	RunnerRound *round = (RunnerRound *) arg;
-	char	   *problem;
-	Oid			role = dolon_profiler_role_oid(dolon_profiler_role, &problem);
+	DolonFailure role_failure;
+	Oid			role = dolon_profiler_role_oid(dolon_profiler_role,
+											   &role_failure);
 	int			i;
 
 	for (i = 0; i < round->count; i++)
@@ -703,7 +704,7 @@ round_step(void *arg)
 		bool		have_value = false;
 
 		if (!OidIsValid(role))
-			error = problem;
+			error = role_failure.detail;
 		else
 		{
 			TimestampTz now = GetCurrentTimestamp();

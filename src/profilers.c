@@ -135,34 +135,32 @@ split_list(char *text, List **elements)
 
 /*
  * Parse a list of profilers into a DolonProfilerList allocated in the
- * current memory context.  Does not
- * raise errors: on failure, returns false with a detail (and maybe a hint)
- * for the caller to report.
+ * current memory context.  Does not raise errors (a check hook calls it):
+ * on failure, returns false with the failure for the caller to report.
  */
 bool
 dolon_parse_profilers(const char *text, DolonProfilerList **result,
-					  char **detail, char **hint)
+					  DolonFailure *failure)
 {
+	char	   *detail = NULL;
+	char	   *hint = NULL;
 	char	   *copy = pstrdup(text);
 	List	   *elements;
 	ListCell   *lc;
 	DolonProfilerList *list;
 	int			custom_count = 0;
 
-	*detail = NULL;
-	*hint = NULL;
-
 	if (!split_list(copy, &elements))
 	{
-		*detail = pstrdup("List syntax is invalid.");
-		return false;
+		detail = pstrdup("List syntax is invalid.");
+		goto fail;
 	}
 	if (elements == NIL)
 	{
-		*detail = pstrdup("At least one profiler is needed.");
-		*hint = psprintf("Built-in profilers are: %s.",
-						 dolon_builtin_profiler_names());
-		return false;
+		detail = pstrdup("At least one profiler is needed.");
+		hint = psprintf("Built-in profilers are: %s.",
+						dolon_builtin_profiler_names());
+		goto fail;
 	}
 
 	list = palloc0(DolonProfilerListSize(list_length(elements)));
@@ -178,16 +176,16 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 		if (!SplitIdentifierString(element_copy, '.', &parts) ||
 			list_length(parts) > 2)
 		{
-			*detail = psprintf("\"%s\" is not a profiler name.", element);
-			*hint = pstrdup("Name a built-in profiler, or a function with its schema, as in myschema.queue_depth.");
+			detail = psprintf("\"%s\" is not a profiler name.", element);
+			hint = pstrdup("Name a built-in profiler, or a function with its schema, as in myschema.queue_depth.");
 			break;
 		}
 		if (list_length(parts) == 1)
 		{
 			if (!lookup_builtin_profiler(linitial(parts), &spec->builtin))
 			{
-				*detail = psprintf("Unknown profiler \"%s\".", element);
-				*hint = psprintf("Built-in profilers are: %s. A function used as a profiler is named with its schema, as in myschema.queue_depth.",
+				detail = psprintf("Unknown profiler \"%s\".", element);
+				hint = psprintf("Built-in profilers are: %s. A function used as a profiler is named with its schema, as in myschema.queue_depth.",
 								 dolon_builtin_profiler_names());
 				break;
 			}
@@ -202,7 +200,7 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 		if (spec->builtin == PROFILER_CUSTOM &&
 			++custom_count > DOLON_MAX_CUSTOM_PROFILERS)
 		{
-			*detail = psprintf("A list has at most %d custom profilers.",
+			detail = psprintf("A list has at most %d custom profilers.",
 							   DOLON_MAX_CUSTOM_PROFILERS);
 			break;
 		}
@@ -210,23 +208,28 @@ dolon_parse_profilers(const char *text, DolonProfilerList **result,
 		{
 			if (memcmp(&list->items[i], spec, sizeof(DolonProfilerSpec)) == 0)
 			{
-				*detail = psprintf("Profiler \"%s\" is listed more than once.",
+				detail = psprintf("Profiler \"%s\" is listed more than once.",
 								   element);
 				break;
 			}
 		}
-		if (*detail != NULL)
+		if (detail != NULL)
 			break;
 		list->count++;
 	}
 
-	if (*detail != NULL)
+	if (detail != NULL)
 	{
 		pfree(list);
-		return false;
+		goto fail;
 	}
 	*result = list;
 	return true;
+
+fail:
+	dolon_set_failure(failure, ERRCODE_INVALID_PARAMETER_VALUE,
+					  pstrdup("invalid list of profilers"), detail, hint);
+	return false;
 }
 
 /*
@@ -369,21 +372,13 @@ dolon_build_columns(const DolonProfilerList *profilers, bool check_functions)
 		strlcpy(column->name, spec->function, sizeof(column->name));
 		if (check_functions)
 		{
-			const char *problem;
 			Oid			function;
 			Oid			result_type;
-			char	   *detail;
-			char	   *hint;
+			DolonFailure failure;
 
-			problem = dolon_check_profiler_function(spec, &function,
-													&result_type,
-													&detail, &hint);
-			if (problem != NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("%s", problem),
-						 detail ? errdetail("%s", detail) : 0,
-						 hint ? errhint("%s", hint) : 0));
+			if (!dolon_check_profiler_function(spec, &function, &result_type,
+											   &failure))
+				dolon_report_failure(ERROR, &failure);
 		}
 	}
 

@@ -71,7 +71,7 @@ typedef struct DolonColumns
 extern const char *dolon_builtin_profiler_name(DolonBuiltinProfiler id);
 extern char *dolon_builtin_profiler_names(void);
 extern bool dolon_parse_profilers(const char *text, DolonProfilerList **list,
-								  char **detail, char **hint);
+								  DolonFailure *failure);
 extern char *dolon_profiler_array_text(ArrayType *array, int *null_position);
 extern char *dolon_profilers_text(const DolonProfilerList *list);
 extern bool dolon_same_profilers(const DolonProfilerList *a,

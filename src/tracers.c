@@ -322,11 +322,8 @@ static void
 check_definition(TracerDefinition *definition, bool check_usable)
 {
 	const char *name = definition->name;
-	const char *detail;
-	const char *hint;
 	DolonProfilerList *profilers;
-	char	   *parse_detail;
-	char	   *parse_hint;
+	DolonFailure failure;
 
 	if (name[0] == '\0' ||
 		pg_mbstrlen_with_len(name, strlen(name)) > DOLON_MAX_TRACER_NAME_CHARS)
@@ -343,12 +340,11 @@ check_definition(TracerDefinition *definition, bool check_usable)
 				 errdetail("The frequency must be between %d ms and %d ms.",
 						   DOLON_MIN_FREQUENCY_MS, INT_MAX)));
 
-	if (!dolon_host_is_valid(definition->host, &detail, &hint))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid host for tracer \"%s\"", name),
-				 errdetail("%s", detail),
-				 hint ? errhint("%s", hint) : 0));
+	if (!dolon_host_is_valid(definition->host, &failure))
+	{
+		failure.message = psprintf("invalid host for tracer \"%s\"", name);
+		dolon_report_failure(ERROR, &failure);
+	}
 
 	if (definition->port < 1 || definition->port > 65535)
 		ereport(ERROR,
@@ -357,16 +353,13 @@ check_definition(TracerDefinition *definition, bool check_usable)
 						definition->port),
 				 errdetail("A port is between 1 and 65535.")));
 
-	if (!dolon_parse_profilers(definition->profilers, &profilers,
-							   &parse_detail, &parse_hint))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid profilers for tracer \"%s\"", name),
-				 errdetail("%s", parse_detail),
-				 parse_hint ? errhint("%s", parse_hint) : 0));
+	if (!dolon_parse_profilers(definition->profilers, &profilers, &failure))
+	{
+		failure.message = psprintf("invalid profilers for tracer \"%s\"", name);
+		dolon_report_failure(ERROR, &failure);
+	}
 
 	{
-		char	   *problem;
 		Oid			role;
 
 		/*
@@ -379,13 +372,13 @@ check_definition(TracerDefinition *definition, bool check_usable)
 			(void) dolon_build_columns(profilers, true);
 			if (dolon_has_custom_profilers(profilers))
 			{
-				role = dolon_profiler_role_oid(dolon_profiler_role, &problem);
+				role = dolon_profiler_role_oid(dolon_profiler_role, &failure);
 				if (!OidIsValid(role))
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("invalid profilers for tracer \"%s\"", name),
-							 errdetail("It has custom profilers, but %s.", problem),
-							 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+				{
+					failure.message = psprintf("tracer \"%s\" has custom profilers, which cannot run",
+											   name);
+					dolon_report_failure(ERROR, &failure);
+				}
 				if (!has_privs_of_role(GetUserId(), role))
 					ereport(ERROR,
 							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -228,8 +228,7 @@ load_started_tracer(Tracer *tracer)
 	char		profilers[DOLON_MAX_PROFILERS_BYTES];
 	MemoryContext oldcontext;
 	bool		parsed;
-	char	   *detail;
-	char	   *hint;
+	DolonFailure failure;
 	int			i;
 
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
@@ -242,14 +241,13 @@ load_started_tracer(Tracer *tracer)
 	LWLockRelease(dolon_shared->lock);
 
 	oldcontext = MemoryContextSwitchTo(TopMemoryContext);
-	parsed = dolon_parse_profilers(profilers, &tracer->profilers, &detail, &hint);
+	parsed = dolon_parse_profilers(profilers, &tracer->profilers, &failure);
 	MemoryContextSwitchTo(oldcontext);
 	if (!parsed)
 	{
-		ereport(LOG,
-				(errmsg("dolon tracer \"%s\" does not start: its profilers are invalid",
-						tracer->name),
-				 errdetail("%s", detail)));
+		failure.message = psprintf("dolon tracer \"%s\" does not start: its profilers are invalid",
+								   tracer->name);
+		dolon_report_failure(LOG, &failure);
 		release_slot_and_exit(tracer);
 	}
 
@@ -616,18 +614,19 @@ start_run(Tracer *tracer)
 static bool
 custom_profilers_can_run(Tracer *tracer)
 {
-	char	   *problem;
+	DolonFailure failure;
 	int64		suppressed;
 
 	if (!dolon_has_custom_profilers(tracer->profilers))
 		return false;
-	if (OidIsValid(dolon_profiler_role_oid(dolon_profiler_role, &problem)))
+	if (OidIsValid(dolon_profiler_role_oid(dolon_profiler_role, &failure)))
 		return true;
 	if (dolon_throttle_permits(&tracer->role_throttle, &suppressed))
-		ereport(WARNING,
-				(errmsg("dolon tracer \"%s\" does not run its custom profilers: %s",
-						tracer->name, problem),
-				 errhint("Set dolon.profiler_role to a role that is not a superuser.")));
+	{
+		failure.message = psprintf("dolon tracer \"%s\" does not run its custom profilers",
+								   tracer->name);
+		dolon_report_failure(WARNING, &failure);
+	}
 	return false;
 }
 

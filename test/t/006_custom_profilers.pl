@@ -45,7 +45,7 @@ my $row = $receiver->wait_for_row($uuid);
 is($row->{row_data}[$column{max_connections}], 100, 'without a profiler role the built-ins are sent');
 is(scalar(grep { defined } @{ $row->{row_data} }[1 .. $#columns]), 0,
 	'... and the custom profilers are null');
-ok($node->wait_for_log(qr/dolon tracer "custom" does not run its custom profilers: dolon.profiler_role is not set/),
+ok($node->wait_for_log(qr/dolon tracer "custom" does not run its custom profilers\n.*DETAIL:  dolon.profiler_role is not set\./),
 	'the log says why custom profilers do not run');
 
 # A superuser is refused as profiler role
