@@ -792,6 +792,21 @@ require_function_profiling(void)
 	Assert(profiling != NULL);
 }
 
+/* Is a column base taken by a profiled function?  Called with the lock held. */
+static bool
+taken_by_profiled_function(const char *candidate, void *arg)
+{
+	int			i;
+
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		if (OidIsValid(profiling->entries[i].function) &&
+			strcmp(profiling->entries[i].column, candidate) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The base of the column names of a function: its name as a plain
  * identifier, with a suffix if another profiled function has it already.
@@ -800,22 +815,8 @@ require_function_profiling(void)
 static void
 choose_column_base(const char *function_name, char *column)
 {
-	char		base[NAMEDATALEN];
-	int			suffix = 1;
-	int			i;
-
-	mnemic_plain_column_name(function_name, base, sizeof(base));
-	strlcpy(column, base, NAMEDATALEN);
-	for (i = 0; i < profiling->capacity; i++)
-	{
-		if (OidIsValid(profiling->entries[i].function) &&
-			strcmp(profiling->entries[i].column, column) == 0)
-		{
-			snprintf(column, NAMEDATALEN, "%.*s_%d", NAMEDATALEN - 12, base,
-					 ++suffix);
-			i = -1;				/* compare the new name from the start */
-		}
-	}
+	mnemic_unique_column_name(function_name, column, NAMEDATALEN,
+							  taken_by_profiled_function, NULL);
 }
 
 static int

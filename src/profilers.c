@@ -307,6 +307,27 @@ dolon_has_custom_profilers(const DolonProfilerList *list)
 	return false;
 }
 
+/* Is a name taken by one of the first columns of a run? */
+typedef struct EarlierColumns
+{
+	const DolonColumns *columns;
+	int			count;
+} EarlierColumns;
+
+static bool
+taken_by_earlier_column(const char *candidate, void *arg)
+{
+	EarlierColumns *earlier = (EarlierColumns *) arg;
+	int			i;
+
+	for (i = 0; i < earlier->count; i++)
+	{
+		if (strcmp(earlier->columns->items[i].name, candidate) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * Give every column a plain name, unique within the run: a name taken by an
  * earlier column gets the suffix _2, _3 and so on.
@@ -314,26 +335,16 @@ dolon_has_custom_profilers(const DolonProfilerList *list)
 static void
 make_column_names_unique(DolonColumns *columns)
 {
-	int			i;
+	EarlierColumns earlier = {columns, 0};
 
-	for (i = 0; i < columns->count; i++)
+	for (earlier.count = 0; earlier.count < columns->count; earlier.count++)
 	{
-		DolonColumn *column = &columns->items[i];
-		char		base[DOLON_MAX_COLUMN_BYTES];
-		int			suffix = 1;
-		int			j;
+		DolonColumn *column = &columns->items[earlier.count];
+		char		name[DOLON_MAX_COLUMN_BYTES];
 
-		mnemic_plain_column_name(column->name, base, sizeof(base));
-		strlcpy(column->name, base, sizeof(column->name));
-		for (j = 0; j < i; j++)
-		{
-			if (strcmp(columns->items[j].name, column->name) == 0)
-			{
-				snprintf(column->name, sizeof(column->name), "%.*s_%d",
-						 (int) sizeof(column->name) - 12, base, ++suffix);
-				j = -1;			/* compare the new name from the start */
-			}
-		}
+		strlcpy(name, column->name, sizeof(name));
+		mnemic_unique_column_name(name, column->name, sizeof(column->name),
+								  taken_by_earlier_column, &earlier);
 	}
 }
 

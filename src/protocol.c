@@ -130,6 +130,26 @@ append_number(StringInfo buf, double value, bool isnull)
 }
 
 /*
+ * Make a name a plain column name, unique among those taken(candidate, arg)
+ * says are taken: a name taken already gets the suffix _2, _3 and so on.
+ * column has room for size bytes.
+ */
+void
+mnemic_unique_column_name(const char *name, char *column, size_t size,
+						  bool (*taken) (const char *candidate, void *arg),
+						  void *arg)
+{
+	char	   *base = palloc(size);
+	int			suffix = 1;
+
+	mnemic_plain_column_name(name, base, size);
+	strlcpy(column, base, size);
+	while (taken(column, arg))
+		snprintf(column, size, "%.*s_%d", (int) size - 12, base, ++suffix);
+	pfree(base);
+}
+
+/*
  * {"msg_type": "create_trace_run", "app_name": ..., "column_names": [...],
  *  "uuid": ...}
  */

@@ -38,6 +38,11 @@ extern void mnemic_new_run_uuid(pg_uuid_t *uuid);
 extern void mnemic_uuid_text(const pg_uuid_t *uuid, char *text);
 extern void mnemic_plain_column_name(const char *name, char *column,
 									 size_t size);
+extern void mnemic_unique_column_name(const char *name, char *column,
+									  size_t size,
+									  bool (*taken) (const char *candidate,
+													 void *arg),
+									  void *arg);
 extern void mnemic_encode_create_trace_run(StringInfo buf,
 										   const char *app_name,
 										   const char *const *column_names,
