@@ -11,6 +11,7 @@ OBJS = \
 	src/host.o \
 	src/profiler_runner.o \
 	src/profilers.o \
+	src/render.o \
 	src/protocol.o \
 	src/sampling.o \
 	src/throttle.o \

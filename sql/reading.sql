@@ -111,15 +111,33 @@ SELECT * FROM dolon.trace('66666666-6666-4666-8666-666666666666');
 SELECT count(*) FROM dolon.trace('22222222-2222-4222-8222-222222222222');
 SELECT count(*) FROM dolon.trace('33333333-3333-4333-8333-333333333333');
 
---
--- dolon.trace_csv(): a header line, one line per row, times in UTC
---
-SELECT dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160');
-SELECT dolon.trace_csv('11111111-1111-4111-8111-111111111111');
-SELECT dolon.trace_csv('33333333-3333-4333-8333-333333333333');
+-- Rows stamped with the same time come in their physical order, whatever
+-- their values: 2 was inserted before 1.  On 2024-05-02, out of the way of
+-- the other runs.
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('dddddddd-dddd-4ddd-8ddd-dddddddddddd', 'ties', ARRAY['v'],
+        '2024-05-02 11:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
+  ('dddddddd-dddd-4ddd-8ddd-dddddddddddd', '{3}', '2024-05-02 11:00:01+00'),
+  ('dddddddd-dddd-4ddd-8ddd-dddddddddddd', '{2}', '2024-05-02 11:00:00+00'),
+  ('dddddddd-dddd-4ddd-8ddd-dddddddddddd', '{1}', '2024-05-02 11:00:00+00');
+SELECT * FROM dolon.trace('dddddddd-dddd-4ddd-8ddd-dddddddddddd');
 
--- Column names quoted as RFC 4180 requires
-SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666');
+--
+-- dolon.trace_csv(): a set of lines, one per record: a header, then one per
+-- row, times in UTC
+--
+SELECT * FROM dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160');
+SELECT * FROM dolon.trace_csv('11111111-1111-4111-8111-111111111111');
+SELECT * FROM dolon.trace_csv('33333333-3333-4333-8333-333333333333');
+
+-- COPY streams it; in the select list too
+COPY (SELECT * FROM dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160')) TO STDOUT;
+SELECT dolon.trace_csv('11111111-1111-4111-8111-111111111111') LIMIT 2;
+
+-- Column names quoted as RFC 4180 requires: a record holding a line break
+-- is still one line of the set
+SELECT * FROM dolon.trace_csv('66666666-6666-4666-8666-666666666666');
 
 -- Column names a spreadsheet would run as formulas (OWASP's CSV injection:
 -- a cell beginning with =, +, -, @, a tab or a carriage return) are
@@ -136,14 +154,15 @@ INSERT INTO dolon.tracing_row (uuid, row_data, date_time) VALUES
    '2024-05-02 12:00:00+00'),
   ('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', '{1,2,3,4,5,6,7,8,-Infinity}',
    '-infinity');
-SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa');
+SELECT * FROM dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa');
 
 -- Split as RFC 4180 reads it, every header field unquoted is the column
 -- name, with a single quote first where it began with one of those
 -- characters (so is an infinite time, text too); the values read back as
 -- the stored ones
 WITH csv AS (
-  SELECT dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') AS text
+  SELECT string_agg(l || E'\n', '' ORDER BY n) AS text
+  FROM dolon.trace_csv('aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa') WITH ORDINALITY AS t (l, n)
 ), record AS (
   -- RFC 4180 records: fields separated by commas, quoted ones holding
   -- anything but a lone double quote
@@ -174,9 +193,7 @@ SELECT (SELECT field FROM record WHERE n = 1)
 -- Fields read back as the stored values
 WITH line AS (
   SELECT string_to_array(l, ',') AS field, n
-  FROM regexp_split_to_table(
-         rtrim(dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160'), E'\n'),
-         E'\n') WITH ORDINALITY AS t (l, n)
+  FROM dolon.trace_csv('32fb2b8f-573d-4eb2-afa4-0410ba054160') WITH ORDINALITY AS t (l, n)
 )
 SELECT (SELECT array_agg(field[1]::timestamptz ORDER BY n) FROM line WHERE n > 1)
          = (SELECT array_agg(date_time ORDER BY date_time) FROM dolon.tracing_row
@@ -186,22 +203,26 @@ SELECT (SELECT array_agg(field[1]::timestamptz ORDER BY n) FROM line WHERE n > 1
             WHERE uuid = '32fb2b8f-573d-4eb2-afa4-0410ba054160') AS values_read_back;
 
 -- The same text whatever the session's time zone, date style and float digits
-SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666') AS csv \gset
+SELECT string_agg(l, E'\n' ORDER BY n) AS csv
+FROM dolon.trace_csv('66666666-6666-4666-8666-666666666666') WITH ORDINALITY AS t (l, n) \gset
 SET TimeZone = 'Asia/Kolkata';
 SET DateStyle = 'SQL, DMY';
 SET extra_float_digits = -3;
-SELECT dolon.trace_csv('66666666-6666-4666-8666-666666666666') = :'csv' AS same_csv;
+SELECT string_agg(l, E'\n' ORDER BY n) = :'csv' AS same_csv
+FROM dolon.trace_csv('66666666-6666-4666-8666-666666666666') WITH ORDINALITY AS t (l, n);
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 SET extra_float_digits = 1;
 
 --
 -- dolon.sparkline(): eight levels between the lowest and the highest
--- character; consecutive rows averaged into at most width characters
+-- character; beyond width rows, one character per bucket of time showing
+-- its value farthest from the column's mean
 --
 
--- 150 rows into 60 characters (buckets of 2 or 3 rows), the unknown rows as
--- spaces; into 10; one character a row when the width allows
+-- 150 rows into 60 characters (buckets of 2 or 3 seconds), the unknown rows
+-- as spaces; into 10, where the bucket of the unknown rows also holds a
+-- known one; one character a row when the width allows
 SELECT c AS column_name, dolon.sparkline('22222222-2222-4222-8222-222222222222', c)
 FROM unnest(ARRAY['ramp', 'wave']) AS c;
 SELECT dolon.sparkline('22222222-2222-4222-8222-222222222222', 'ramp', 10);
@@ -231,17 +252,34 @@ FROM dolon.runs
 WHERE started >= '2024-05-01' AND started < '2024-05-02'
 ORDER BY started;
 
--- The title, and every text of a chart: its column, the times at both ends
--- and the duration between them, the maximum and the minimum
-SELECT (xpath('/svg:svg/svg:title/text()', p, ns))[1] AS title,
-       xpath('/svg:svg/svg:g[@class="chart"][1]/svg:text/text()', p, ns) AS first_chart,
-       xpath('/svg:svg/svg:g[@class="chart"][7]/svg:text/text()', p, ns) AS last_chart
-FROM (SELECT dolon.plot('32fb2b8f-573d-4eb2-afa4-0410ba054160')::xml AS p,
-             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']] AS ns) AS s;
+-- The texts of chart i: its column, the times at both ends and the
+-- duration between them (or what it shows instead of a series), the lowest
+-- and highest known values, the ticks of the value axis
+CREATE FUNCTION pg_temp.chart(svg text, i integer,
+    OUT column_name text, OUT texts text, OUT minimum text, OUT maximum text,
+    OUT ticks text)
+LANGUAGE sql
+AS $$
+  SELECT (xpath(g || '/svg:text[1]/text()', x, ns))[1]::text,
+         array_to_string(xpath(g || '/svg:text[not(@class)][position() > 1]/text()', x, ns), ' | '),
+         (xpath(g || '/svg:text/svg:tspan[@class="min"]/text()', x, ns))[1]::text,
+         (xpath(g || '/svg:text/svg:tspan[@class="max"]/text()', x, ns))[1]::text,
+         array_to_string(xpath(g || '/svg:text[@class="tick"]/text()', x, ns), ' | ')
+  FROM (SELECT svg::xml AS x, format('/svg:svg/svg:g[@class="chart"][%s]', i) AS g,
+               ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']] AS ns) AS s
+$$;
 
-SELECT xpath('/svg:svg/svg:g[@class="chart"]/svg:text/text()',
-             dolon.plot('22222222-2222-4222-8222-222222222222')::xml,
-             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS texts;
+-- The title; the charts, with the units of the built-in profilers' columns
+-- (percent, MB, seconds) and none for others
+SELECT (xpath('/svg:svg/svg:title/text()', dolon.plot('32fb2b8f-573d-4eb2-afa4-0410ba054160')::xml,
+              ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]))[1] AS title;
+SELECT c.*
+FROM generate_series(1, 7) AS i,
+     pg_temp.chart(dolon.plot('32fb2b8f-573d-4eb2-afa4-0410ba054160'), i) AS c;
+
+SELECT c.*
+FROM generate_series(1, 2) AS i,
+     pg_temp.chart(dolon.plot('22222222-2222-4222-8222-222222222222'), i) AS c;
 
 -- Lines broken at unknown values, a lone known value as a dot
 SELECT (xpath('count(//svg:polyline)', p, ns))[1]::text AS polylines,
@@ -270,12 +308,92 @@ FROM XMLTABLE(XMLNAMESPACES('http://www.w3.org/2000/svg' AS svg),
 -- No rows, a single row
 SELECT xpath('/svg:svg/svg:text/text()', dolon.plot(uuid)::xml,
              ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS heading,
-       xpath('/svg:svg/svg:g[@class="chart"][1]/svg:text/text()', dolon.plot(uuid)::xml,
-             ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']]) AS first_chart
-FROM dolon.runs
+       c.*
+FROM dolon.runs, pg_temp.chart(dolon.plot(uuid), 1) AS c
 WHERE uuid IN ('33333333-3333-4333-8333-333333333333',
                '55555555-5555-4555-8555-555555555555')
 ORDER BY started;
+
+-- Units of the other built-in profilers' columns; round axis numbers for
+-- small, large, negative and huge values.  On 2024-05-02, out of the way of
+-- the other runs.
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'units',
+        ARRAY['memory_use', 'xact_commit_rate', 'oldest_transaction_seconds',
+              'connections_percent', 'deadlocks', 'app.negative', 'app.huge'],
+        '2024-05-02 13:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time)
+SELECT 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb',
+       ARRAY[0.013 * i, 3 + 94 * (i - 1) / 9.0, 0.25 * i, 10 + i, i % 3,
+             -1234 + 691.2 * (i - 1), 2e9 * i]::real[],
+       '2024-05-02 13:00:00+00'::timestamptz + i * interval '1 minute'
+FROM generate_series(1, 10) AS i;
+SELECT c.*
+FROM generate_series(1, 7) AS i,
+     pg_temp.chart(dolon.plot('bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'), i) AS c;
+
+-- On every chart of every run: ticks evenly spaced by 1, 2 or 5 times a
+-- power of ten, the lowest at or below the minimum, the highest at or above
+-- the maximum
+WITH chart AS (
+  SELECT r.app_name, c.*
+  FROM dolon.runs r,
+       generate_series(1, cardinality(r.column_names)) AS i,
+       pg_temp.chart(dolon.plot(r.uuid), i) AS c
+  WHERE r.started >= '2024-05-01' AND r.started < '2024-05-03'
+), tick AS (
+  SELECT h.app_name, h.column_name, h.minimum, h.maximum, t.n,
+         split_part(t.label, ' ', 1)::float8 AS value
+  FROM chart h, regexp_split_to_table(h.ticks, ' \| ') WITH ORDINALITY AS t (label, n)
+  WHERE h.ticks <> ''
+), axis AS (
+  SELECT t.app_name, t.column_name,
+         split_part(t.minimum, ' ', 1)::float8 AS minimum,
+         split_part(t.maximum, ' ', 1)::float8 AS maximum,
+         array_agg(t.value ORDER BY t.n) AS ticks
+  FROM tick t
+  GROUP BY t.app_name, t.column_name, t.minimum, t.maximum
+)
+SELECT a.app_name,
+       count(*) AS charts,
+       bool_and(cardinality(a.ticks) BETWEEN 3 AND 6) AS three_to_six_ticks,
+       bool_and((SELECT bool_and(abs(a.ticks[k + 1] - a.ticks[k] - (a.ticks[2] - a.ticks[1]))
+                                 <= 1e-9 * abs(a.ticks[2] - a.ticks[1]))
+                 FROM generate_series(1, cardinality(a.ticks) - 1) AS k)) AS evenly_spaced,
+       bool_and(round((a.ticks[2] - a.ticks[1])
+                      / 10 ^ floor(log(a.ticks[2] - a.ticks[1])))::integer IN (1, 2, 5)) AS round_step,
+       bool_and(a.ticks[1] <= a.minimum
+                AND a.ticks[cardinality(a.ticks)] >= a.maximum) AS around_the_values
+FROM axis a
+GROUP BY a.app_name
+ORDER BY a.app_name;
+
+-- Downsampling keeps a spike: 100,000 rows a second apart, all 1 but one of
+-- 1000 at the middle and 2,000 rows of 2 near the end.  In the sparkline the
+-- spike is the one top character and the plateau at the bottom (a bucket's
+-- mean would show the plateau on top and the spike as 1.6); the chart's
+-- maximum is the spike's value and its line reaches the top of the axis.
+INSERT INTO dolon.tracing_run (uuid, app_name, column_names, creation_time)
+VALUES ('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'spike', ARRAY['load'],
+        '2024-05-02 14:00:00+00');
+INSERT INTO dolon.tracing_row (uuid, row_data, date_time)
+SELECT 'cccccccc-cccc-4ccc-8ccc-cccccccccccc',
+       ARRAY[CASE WHEN i = 50000 THEN 1000 WHEN i BETWEEN 80001 AND 82000 THEN 2 ELSE 1 END]::real[],
+       '2024-05-02 14:00:00+00'::timestamptz + i * interval '1 second'
+FROM generate_series(1, 100000) AS i;
+SELECT dolon.sparkline('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'load') AS sparkline,
+       length(dolon.sparkline('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'load'))
+         - length(replace(dolon.sparkline('cccccccc-cccc-4ccc-8ccc-cccccccccccc', 'load'), '█', ''))
+         AS top_characters;
+SELECT c.minimum, c.maximum, c.ticks,
+       (SELECT min(m[1]::numeric)
+        FROM unnest(xpath('//svg:polyline/@points', p, ns)) AS l (points),
+             regexp_matches(l.points::text, ',([0-9.]+)', 'g') AS m) AS highest_point_y,
+       (xpath('//svg:text[@class="tick"][last()]/@y', p, ns))[1]::text::numeric - 3.5 AS top_tick_y,
+       octet_length(p::text) < 20000 AS small
+FROM (SELECT dolon.plot('cccccccc-cccc-4ccc-8ccc-cccccccccccc') AS svg) AS d,
+     LATERAL (SELECT d.svg::xml AS p, ARRAY[ARRAY['svg', 'http://www.w3.org/2000/svg']] AS ns) AS x,
+     pg_temp.chart(d.svg, 1) AS c;
 
 --
 -- Errors
@@ -284,7 +402,7 @@ ORDER BY started;
 SELECT * FROM dolon.trace('88888888-8888-4888-8888-888888888888');
 -- rows without an announcement
 SELECT * FROM dolon.trace('77777777-7777-4777-8777-777777777777');
-SELECT dolon.trace_csv('88888888-8888-4888-8888-888888888888');
+SELECT * FROM dolon.trace_csv('88888888-8888-4888-8888-888888888888');
 SELECT dolon.sparkline('88888888-8888-4888-8888-888888888888', 'x');
 SELECT dolon.plot('88888888-8888-4888-8888-888888888888');
 SELECT dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', 'cpu');
@@ -293,7 +411,7 @@ SELECT dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', 'cpu_percent', 0)
 
 -- Null arguments, null results
 SELECT count(*) FROM dolon.trace(NULL);
-SELECT dolon.trace_csv(NULL) IS NULL AS csv_null,
+SELECT (SELECT count(*) FROM dolon.trace_csv(NULL)) AS csv_lines,
        dolon.sparkline('32fb2b8f-573d-4eb2-afa4-0410ba054160', NULL) IS NULL AS sparkline_null,
        dolon.plot(NULL) IS NULL AS plot_null;
 
