@@ -239,6 +239,7 @@ CREATE FUNCTION collector_state(
     OUT duplicate_runs bigint,
     OUT orphan_rows bigint,
     OUT malformed bigint,
+    OUT refused bigint,
     OUT dropped bigint,
     OUT batches bigint,
     OUT expired_rows bigint,

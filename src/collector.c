@@ -116,6 +116,7 @@ typedef struct DolonCollectorStatus
 	int64		duplicate_runs;
 	int64		orphan_rows;
 	int64		malformed;
+	int64		refused;		/* runs or rows of too many columns */
 	int64		dropped;
 	int64		batches;
 	int64		expired_rows;
@@ -173,6 +174,7 @@ typedef struct Collector
 	SPIPlanPtr	find_runs;
 
 	DolonLogThrottle malformed_throttle;
+	DolonLogThrottle refused_throttle;
 	DolonLogThrottle duplicate_throttle;
 	DolonLogThrottle orphan_throttle;
 	DolonLogThrottle drop_throttle;
@@ -814,6 +816,7 @@ store_datagrams(Collector *collector)
 	BatchArrays runs;
 	BatchArrays rows;
 	int64		malformed = 0;
+	int64		refused = 0;
 	int64		orphans;
 	uint64		stored_runs = 0;
 	int			i;
@@ -828,6 +831,7 @@ store_datagrams(Collector *collector)
 		const char *problem;
 		BatchArrays *arrays;
 		pg_uuid_t  *uuid;
+		int			columns;
 
 		/*
 		 * The parser allocates a little for each datagram: do it in a
@@ -843,6 +847,19 @@ store_datagrams(Collector *collector)
 			malformed++;
 			report_problem(&collector->malformed_throttle,
 						   psprintf("malformed datagram: %s", problem));
+			continue;
+		}
+
+		columns = message.type == MNEMIC_CREATE_TRACE_RUN ?
+			list_length(message.column_names) : message.nvalues;
+		if (columns > dolon_collector_max_columns)
+		{
+			refused++;
+			report_problem(&collector->refused_throttle,
+						   psprintf("refused a %s of %d columns: dolon.collector_max_columns is %d",
+									message.type == MNEMIC_CREATE_TRACE_RUN ?
+									"run" : "row", columns,
+									dolon_collector_max_columns));
 			continue;
 		}
 
@@ -902,6 +919,7 @@ store_datagrams(Collector *collector)
 
 	SpinLockAcquire(&collector_status->mutex);
 	collector_status->malformed += malformed;
+	collector_status->refused += refused;
 	collector_status->stored_runs += stored_runs;
 	collector_status->duplicate_runs += runs.count - stored_runs;
 	collector_status->stored_rows += rows.count;
@@ -1130,8 +1148,8 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 {
 	DolonCollectorStatus status;
 	TupleDesc	tupdesc;
-	Datum		values[16];
-	bool		nulls[16];
+	Datum		values[17];
+	bool		nulls[17];
 	int			c = 0;
 
 	dolon_require_shared_state(collector_status);
@@ -1158,6 +1176,7 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 	values[c++] = Int64GetDatum(status.duplicate_runs);
 	values[c++] = Int64GetDatum(status.orphan_rows);
 	values[c++] = Int64GetDatum(status.malformed);
+	values[c++] = Int64GetDatum(status.refused);
 	values[c++] = Int64GetDatum(status.dropped);
 	values[c++] = Int64GetDatum(status.batches);
 	values[c++] = Int64GetDatum(status.expired_rows);

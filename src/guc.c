@@ -70,6 +70,7 @@ int			dolon_max_profiled_functions = 100;
 int			dolon_collector_port = 0;
 char	   *dolon_collector_listen_addresses = NULL;
 int			dolon_collector_retention_s = 7 * 24 * 3600;
+int			dolon_collector_max_columns = 1000;
 
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
@@ -162,6 +163,19 @@ dolon_define_settings(void)
 							INT_MAX,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomIntVariable("dolon.collector_max_columns",
+							"Most columns the collector takes in a run.",
+							"An announcement or a row with more is refused, and counted.",
+							&dolon_collector_max_columns,
+							1000,
+							1,
+							100000,
+							PGC_SIGHUP,
+							0,
 							NULL,
 							NULL,
 							NULL);

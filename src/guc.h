@@ -26,6 +26,7 @@ extern int	dolon_max_profiled_functions;
 extern int	dolon_collector_port;
 extern char *dolon_collector_listen_addresses;
 extern int	dolon_collector_retention_s;
+extern int	dolon_collector_max_columns;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
 extern bool dolon_host_is_valid(const char *host, DolonFailure *failure);

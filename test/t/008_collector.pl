@@ -851,6 +851,30 @@ ok( DolonTest::poll_until(
 	'... then its run');
 is(collector_counters($collector)->{pid}, $before->{pid}, 'the same collector ran all along');
 
+# A run or a row of more columns than dolon.collector_max_columns is refused
+$collector->append_conf('postgresql.conf', 'dolon.collector_max_columns = 5');
+$collector->reload;
+$collector->poll_query_until('postgres', 'SELECT current_setting($$dolon.collector_max_columns$$) = $$5$$')
+  or die 'the setting is not in force';
+my ($wide, $narrow) = (new_uuid(), new_uuid());
+my ($refused_before) = $collector->safe_psql('postgres', 'SELECT refused FROM dolon.collector');
+$before = collector_counters($collector);
+send_all($to_collector, run_message($wide, 'wide', map { "c$_" } 1 .. 6),
+	row_message($wide, 1 .. 6), run_message($narrow, 'narrow', map { "c$_" } 1 .. 5),
+	row_message($narrow, 1 .. 5));
+ok( DolonTest::poll_until(
+		sub {
+			$collector->safe_psql('postgres', 'SELECT refused FROM dolon.collector')
+			  == $refused_before + 2 && count_rows($collector, $narrow) == 1;
+		}),
+	'a run and a row of 6 columns are refused and counted, when 5 are the most');
+is($collector->safe_psql('postgres',
+		"SELECT count(*) FROM dolon.tracing_run WHERE uuid IN ('$wide', '$narrow')") . ' '
+	  . count_rows($collector, $wide),
+	'1 0', '... and not stored, while those of 5 columns are');
+ok($collector->wait_for_log(qr/refused a run of 6 columns: dolon.collector_max_columns is 5/),
+	'the log says why');
+
 $collector->stop;
 $empty->stop;
 DolonTest::check_log_clean($_) foreach ($collector, $traced, $empty);
