@@ -120,8 +120,7 @@ typedef struct DolonCollectorStatus
 	int64		dropped;
 	int64		batches;
 	int64		expired_rows;
-	char		last_error[DOLON_MAX_ERROR_BYTES];
-	TimestampTz last_error_time;
+	DolonLastError last_error;
 } DolonCollectorStatus;
 
 /* Datagrams taken by one recvmmsg() call */
@@ -241,11 +240,8 @@ dolon_register_collector(void)
 static void
 record_error(const char *error)
 {
-	SpinLockAcquire(&collector_status->mutex);
-	strlcpy(collector_status->last_error, error,
-			sizeof(collector_status->last_error));
-	collector_status->last_error_time = GetCurrentTimestamp();
-	SpinLockRelease(&collector_status->mutex);
+	dolon_record_error(&collector_status->mutex, &collector_status->last_error,
+					   error);
 }
 
 /*
@@ -1180,10 +1176,8 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 	values[c++] = Int64GetDatum(status.dropped);
 	values[c++] = Int64GetDatum(status.batches);
 	values[c++] = Int64GetDatum(status.expired_rows);
-	values[c] = CStringGetTextDatum(status.last_error);
-	nulls[c++] = status.last_error_time == 0;
-	values[c] = TimestampTzGetDatum(status.last_error_time);
-	nulls[c++] = status.last_error_time == 0;
+	dolon_last_error_datums(&status.last_error, &values[c], &nulls[c]);
+	c += 2;
 	Assert(c == lengthof(values));
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * throttle.c
- *		Rate limiting of log messages that may repeat at every sample.
+ *		Failures that may repeat at every sample: rate limiting of their log
+ *		messages, and the last one, as a status view shows it.
  *
  * A backend that stays unreachable, or a profiler that keeps failing, would
  * otherwise write one message per sample.  A DolonLogThrottle lets the first
@@ -14,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "throttle.h"
@@ -42,4 +44,32 @@ dolon_throttle_permits(DolonLogThrottle *throttle, int64 *suppressed)
 	throttle->suppressed = 0;
 	throttle->last_report = now;
 	return true;
+}
+
+/*
+ * Record a failure as the last error of a worker's status.
+ */
+void
+dolon_record_error(slock_t *mutex, DolonLastError *last_error,
+				   const char *message)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SpinLockAcquire(mutex);
+	strlcpy(last_error->message, message, sizeof(last_error->message));
+	last_error->time = now;
+	SpinLockRelease(mutex);
+}
+
+/*
+ * The two columns a status view shows of a last error (a copy taken under
+ * its mutex): its message and its time, both null if there was none.
+ */
+void
+dolon_last_error_datums(const DolonLastError *last_error, Datum *values,
+						bool *nulls)
+{
+	values[0] = CStringGetTextDatum(last_error->message);
+	values[1] = TimestampTzGetDatum(last_error->time);
+	nulls[0] = nulls[1] = last_error->time == 0;
 }

@@ -809,10 +809,8 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 		values[c++] = Int64GetDatum(status.rows_sent);
 		values[c++] = Int64GetDatum(status.send_errors);
 		values[c++] = Int64GetDatum(status.profiler_errors);
-		values[c] = CStringGetTextDatum(status.last_error);
-		nulls[c++] = status.last_error_time == 0;
-		values[c] = TimestampTzGetDatum(status.last_error_time);
-		nulls[c++] = status.last_error_time == 0;
+		dolon_last_error_datums(&status.last_error, &values[c], &nulls[c]);
+		c += 2;
 		values[c] = Float8GetDatum(status.last_sample_us);
 		nulls[c++] = status.samples == 0;
 		values[c] = Float8GetDatum(status.samples > 0 ?

@@ -16,6 +16,7 @@
 #include "storage/spin.h"
 #include "utils/uuid.h"
 #include "dolon_common.h"
+#include "throttle.h"
 
 /*
  * State of one tracer, kept in shared memory so that dolon.tracers can show
@@ -37,8 +38,7 @@ typedef struct DolonTracerStatus
 	int64		rows_sent;
 	int64		send_errors;
 	int64		profiler_errors;
-	char		last_error[DOLON_MAX_ERROR_BYTES];
-	TimestampTz last_error_time;	/* 0 when there was no error */
+	DolonLastError last_error;
 	double		last_sample_us;
 	double		total_sample_us;
 } DolonTracerStatus;

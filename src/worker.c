@@ -141,12 +141,8 @@ static void send_sample(Tracer *tracer);
 static void
 status_record_error(Tracer *tracer, const char *error)
 {
-	DolonTracerStatus *status = &tracer->slot->status;
-
-	SpinLockAcquire(&status->mutex);
-	strlcpy(status->last_error, error, sizeof(status->last_error));
-	status->last_error_time = GetCurrentTimestamp();
-	SpinLockRelease(&status->mutex);
+	dolon_record_error(&tracer->slot->status.mutex,
+					   &tracer->slot->status.last_error, error);
 }
 
 /*
@@ -194,8 +190,7 @@ attach_slot(Tracer *tracer, uint64 ticket)
 	status->rows_sent = 0;
 	status->send_errors = 0;
 	status->profiler_errors = 0;
-	status->last_error[0] = '\0';
-	status->last_error_time = 0;
+	memset(&status->last_error, 0, sizeof(status->last_error));
 	status->last_sample_us = 0;
 	status->total_sample_us = 0;
 	SpinLockRelease(&status->mutex);
