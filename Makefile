@@ -44,6 +44,6 @@ prove_installcheck:
 	$(prove_installcheck)
 
 # Each object depends on the headers it includes, as the compiler lists them
-override CPPFLAGS += -MMD -MP
+override CFLAGS += -MMD -MP
 -include $(OBJS:.o=.d)
 EXTRA_CLEAN += $(OBJS:.o=.d)
