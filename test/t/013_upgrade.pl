@@ -1,7 +1,8 @@
 # Upgrades: for every older version of the extension that can still be
 # created, CREATE EXTENSION dolon VERSION 'old' followed by ALTER EXTENSION
 # dolon UPDATE leaves exactly the objects of a fresh CREATE EXTENSION dolon,
-# as the catalogs describe them, and keeps the collector's store.
+# as the catalogs describe them, and keeps the collector's store.  Also:
+# META.json is valid PGXN metadata for the version dolon.control installs.
 use strict;
 use warnings;
 
@@ -184,6 +185,32 @@ foreach my $old (@older)
 	is(store($node, $database), $stored,
 		"$old updated: the collector's store is kept and reads back");
 }
+
+# META.json: PGXN metadata (meta-spec 1.0.0) of the version that
+# dolon.control installs
+my $meta = eval { JSON::PP->new->decode(slurp_file('META.json')) };
+is($@, '', 'META.json is JSON');
+my $control = slurp_file('dolon.control');
+my ($control_version) = $control =~ /^default_version = '([^']+)'/m;
+is($control_version, $default, 'dolon.control is the control file installed');
+foreach my $key (qw(name abstract version maintainer license provides meta-spec))
+{
+	ok(defined $meta->{$key}, "META.json has the required key $key");
+}
+is($meta->{name}, 'dolon', 'META.json names the distribution dolon');
+is($meta->{'meta-spec'}{version}, '1.0.0', 'META.json follows meta-spec 1.0.0');
+is($meta->{license}, 'postgresql', 'META.json gives the PostgreSQL licence');
+like($meta->{version}, qr/^\d+\.\d+\.\d+$/, 'its version is a semantic version');
+is($meta->{version}, "$default.0", 'its version is the extension version, as a semantic version');
+my $provided = $meta->{provides}{dolon} // {};
+is($provided->{version}, "$default.0", 'it provides the extension dolon at that version');
+is($provided->{file}, "dolon--$default.sql", 'from the script of that version');
+ok(-f $provided->{file}, 'which exists');
+ok(-f $provided->{docfile}, 'its documentation exists') if defined $provided->{docfile};
+ok(grep({ $meta->{release_status} eq $_ } qw(stable testing unstable)), 'its release status is one of the spec')
+  if defined $meta->{release_status};
+like($meta->{prereqs}{runtime}{requires}{PostgreSQL} // '', qr/^\d+\.\d+\.\d+$/,
+	'it requires a version of PostgreSQL');
 
 DolonTest::check_log_clean($node);
 $node->stop;
