@@ -22,8 +22,8 @@ use Time::HiRes qw(time);
 
 plan skip_all => 'the package test needs root, for debootstrap, chroot and mounts'
   if $> != 0;
-plan skip_all => 'the package test needs a Debian system with apt and dpkg'
-  unless -x '/usr/bin/apt-get' && -x '/usr/bin/dpkg';
+plan skip_all => 'the package test is for Debian 12 (bookworm) and its postgresql-15'
+  unless `cat /etc/os-release 2>/dev/null` =~ /^VERSION_CODENAME=bookworm$/m;
 
 my $pg_major = 15;
 my $codename = 'bookworm';
@@ -111,6 +111,7 @@ my @missing = grep {
 if (@missing)
 {
 	local $ENV{DEBIAN_FRONTEND} = 'noninteractive';
+	run_or_die('apt-get update', 'apt-get', 'update', '-q');
 	run_or_die("installing @missing", 'apt-get', 'install', '-y', '-q',
 		'--no-install-recommends', @missing);
 }
@@ -167,12 +168,17 @@ my $root = tempdir('dolon-rootfs.XXXXXX', DIR => $cache);
 my @mounted;
 sub cleanup
 {
+	return unless defined $root;
 	if (-f "$root/tmp/dolon-test.pid")
 	{
-		# the cluster, if the test stopped while it ran
+		# the cluster, if the test stopped while it ran: a fast shutdown,
+		# waited for
 		chomp(my $pid = `head -1 '$root/tmp/dolon-test.pid'`);
-		kill 'TERM', $pid if $pid =~ /^\d+$/;
-		unlink "$root/tmp/dolon-test.pid";
+		if ($pid =~ /^\d+$/ && kill('INT', $pid))
+		{
+			my $deadline = time + 60;
+			Time::HiRes::sleep(0.1) while kill(0, $pid) && time < $deadline;
+		}
 	}
 	while (my $mount = pop @mounted)
 	{
