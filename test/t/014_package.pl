@@ -231,11 +231,15 @@ write_file('/etc/postgresql-common/createcluster.d/dolon-test.conf', "create_mai
 write_file('/etc/apt/apt.conf.d/99keep-downloads', "Binary::apt::APT::Keep-Downloaded-Packages \"true\";\n");
 run_or_die('copying the package', 'cp', "$work/$deb", "$root/tmp/$deb");
 
-# Run a command in the root file system
+# A command in the root file system, in an environment of its own: none of
+# the test's (such as the PGPORT of make prove_installcheck)
+my @in_root = ('chroot', $root, '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+	'LC_ALL=C.UTF-8', 'DEBIAN_FRONTEND=noninteractive');
+
 sub in_root
 {
 	my (@command) = @_;
-	return run('chroot', $root, 'env', 'DEBIAN_FRONTEND=noninteractive', 'LC_ALL=C.UTF-8', @command);
+	return run(@in_root, @command);
 }
 
 ok(in_root('apt-get', 'update', '-q'), 'apt-get update in the root file system') or diag(log_tail());
@@ -263,7 +267,11 @@ ok(in_root('pg_ctlcluster', $pg_major, $cluster, 'start'), 'the cluster starts w
 sub query
 {
 	my ($database, $sql) = @_;
-	my $out = `chroot '$root' runuser -u postgres -- psql -XAtq -v ON_ERROR_STOP=1 --cluster $pg_major/$cluster -d $database -c "$sql" 2>&1`;
+	open(my $psql, '-|', @in_root, 'runuser', '-u', 'postgres', '--', 'psql', '-XAtq',
+		'-v', 'ON_ERROR_STOP=1', '--cluster', "$pg_major/$cluster", '-d', $database, '-c', $sql)
+	  or die "cannot run psql: $!";
+	my $out = do { local $/; <$psql> } // '';
+	close $psql;
 	chomp $out;
 	diag($out) if $?;
 	return $? ? undef : $out;
