@@ -21,7 +21,7 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = dolon
-DATA = dolon--1.0.sql
+DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.0--1.1.sql
 PGFILEDESC = "dolon - trace a running server to a mnemic backend"
 
 # make installcheck: the pg_regress suites, in a temporary instance of the

@@ -117,7 +117,7 @@ dolon_check_result_columns(TupleDesc tupdesc, int columns)
 				 errmsg("the SQL objects of dolon do not match its library"),
 				 errdetail("A function returns %d columns where the library fills %d.",
 						   tupdesc->natts, columns),
-				 errhint("Drop and create the extension again.")));
+				 errhint("Update the extension: ALTER EXTENSION dolon UPDATE.")));
 }
 
 #endif							/* DOLON_COMMON_H */
