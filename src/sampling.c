@@ -58,6 +58,7 @@
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "sampling.h"
 
 /* Transaction rates are computed over this much time at least */
@@ -102,7 +103,7 @@ get_backend_status_array(void)
 		bool		found;
 		PgBackendStatus *array;
 
-		size = mul_size(sizeof(PgBackendStatus), MaxBackends + NUM_AUXPROCTYPES);
+		size = mul_size(sizeof(PgBackendStatus), DOLON_BACKEND_STATUS_SLOTS);
 		array = ShmemInitStruct("Backend Status Array", size, &found);
 		if (!found)
 			elog(ERROR, "backend status array not found in shared memory");
@@ -125,7 +126,7 @@ void
 dolon_read_backend_activity(DolonBackendActivity *activity)
 {
 	PgBackendStatus *entry = get_backend_status_array();
-	int			slots = MaxBackends + NUM_AUXPROCTYPES;
+	int			slots = DOLON_BACKEND_STATUS_SLOTS;
 	int			i;
 
 	memset(activity, 0, sizeof(DolonBackendActivity));
@@ -381,8 +382,8 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 		entry = pgstat_fetch_stat_tabentry_ext(false, user_tables.oids[i]);
 		if (entry == NULL)
 			continue;
-		tuples->live += entry->n_live_tuples;
-		tuples->dead += entry->n_dead_tuples;
+		tuples->live += DOLON_TABLE_LIVE_TUPLES(entry);
+		tuples->dead += DOLON_TABLE_DEAD_TUPLES(entry);
 		release_stats_copy(entry);
 	}
 }
@@ -410,9 +411,9 @@ read_database_counters(DolonDatabaseCounters *counters)
 		entry = pgstat_fetch_stat_dbentry(i < 0 ? InvalidOid : databases.oids[i]);
 		if (entry == NULL)
 			continue;
-		counters->xact_commit += entry->n_xact_commit;
-		counters->xact_rollback += entry->n_xact_rollback;
-		counters->deadlocks += entry->n_deadlocks;
+		counters->xact_commit += DOLON_DATABASE_XACT_COMMIT(entry);
+		counters->xact_rollback += DOLON_DATABASE_XACT_ROLLBACK(entry);
+		counters->deadlocks += DOLON_DATABASE_DEADLOCKS(entry);
 		release_stats_copy(entry);
 	}
 }
