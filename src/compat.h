@@ -70,6 +70,22 @@
 #endif
 
 /*
+ * Memory for the "extra" that a check hook of a setting hands to its assign
+ * hook, which the server frees when the value goes.  Up to 15 the server
+ * frees it with free(), so it comes from malloc(); from 16 with guc_free(),
+ * so it must come from guc_malloc().  NULL when there is no memory.
+ */
+static inline void *
+dolon_alloc_setting_extra(size_t size)
+{
+#if PG_VERSION_NUM >= 160000
+	return guc_malloc(LOG, size);
+#else
+	return malloc(size);
+#endif
+}
+
+/*
  * May this role call this function?  16 replaced pg_proc_aclcheck() by
  * object_aclcheck(), which takes the catalog of the object.
  */
