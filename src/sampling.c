@@ -34,6 +34,32 @@
  *
  * The host and the server's processes, from /proc: see host.c.
  *
+ * What is read, per PostgreSQL version (the names are in compat.h):
+ *
+ * - Backend status entries: the fields read (st_changecount, st_procpid,
+ *   st_databaseid, st_backendType, st_state, st_xact_start_timestamp) and
+ *   the read protocol (pgstat_begin_read_activity() and the macros after
+ *   it) are the same in 15, 17 and 18, and come from the headers of the
+ *   server built against, so their offsets are that server's.  What changed
+ *   is the number of entries.  In 15 the array has MaxBackends +
+ *   NUM_AUXPROCTYPES entries (6 auxiliary process types); 17 removed
+ *   NUM_AUXPROCTYPES and sizes it MaxBackends + NUM_AUXILIARY_PROCS (6 in
+ *   17; in 18, 6 + MAX_IO_WORKERS, the I/O workers having entries too),
+ *   as BackendStatusShmemSize() does.  DOLON_BACKEND_STATUS_SLOTS is that
+ *   count, and ShmemInitStruct() checks it against the size the server
+ *   recorded, so a wrong count is an error, never a read past the array.
+ *
+ * - PGPROC: wait_event_info and pid of each of ProcGlobal->allProcs, the
+ *   allProcCount entries, are the same fields in 15, 17 and 18 (wait event
+ *   classes too: PG_WAIT_LOCK, in wait_classes.h from 18).  Prepared
+ *   transactions have entries with pid 0 in each.
+ *
+ * - Cumulative statistics: pgstat_fetch_stat_tabentry_ext() and
+ *   pgstat_fetch_stat_dbentry() are the same calls in 15, 17 and 18 and
+ *   return a copy (or the snapshot's entry) whatever the version; only the
+ *   names of the counters changed, in 16 (n_live_tuples became
+ *   live_tuples, n_xact_commit xact_commit), with the same meaning.
+ *
  * Copyright (c) 2026, the dolon authors
  *
  *-------------------------------------------------------------------------
