@@ -1,4 +1,5 @@
-# Shell functions shared by test/run, test/demo and the benchmarks: install
+# Shell functions shared by test/run, test/demo and the benchmarks: which
+# PostgreSQL version to use and which Debian release packages it, install
 # what dolon needs, build and install it, and run what PostgreSQL refuses to
 # run as root as the postgres user instead.
 #
