@@ -23,7 +23,17 @@ BEGIN
 END
 $$;
 
-\dx+ dolon
+-- The objects of the extension, as \dx+ lists them up to PostgreSQL 16: from
+-- 17 the row types of its tables and views are members too, and left out
+SELECT pg_describe_object(d.classid, d.objid, 0) AS "Object description"
+FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND
+      d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dolon') AND
+      NOT EXISTS (SELECT FROM pg_type t
+                  LEFT JOIN pg_type e ON e.oid = t.typelem
+                  WHERE d.classid = 'pg_type'::regclass AND t.oid = d.objid AND
+                        (t.typrelid <> 0 OR e.typrelid <> 0))
+ORDER BY 1;
 
 --
 -- Backend activity, against pg_stat_activity and pg_stat_database
@@ -112,9 +122,14 @@ JOIN pg_stat_activity a ON a.backend_type = 'dolon tracer';
 --
 ALTER SYSTEM SET dolon.port = 0;
 ALTER SYSTEM SET dolon.port = 70000;
-ALTER SYSTEM SET dolon.frequency = 0;
 ALTER SYSTEM SET dolon.frequency = '5 parsecs';
+-- a value out of range: its message names the unit from PostgreSQL 16 on, so
+-- only its SQLSTATE here, and the range from pg_settings
+\set VERBOSITY sqlstate
+ALTER SYSTEM SET dolon.frequency = 0;
 ALTER SYSTEM SET dolon.frequency = '-1s';
+\set VERBOSITY default
+SELECT min_val, max_val, unit FROM pg_settings WHERE name = 'dolon.frequency';
 ALTER SYSTEM SET dolon.profilers = 'idle, bogus';
 ALTER SYSTEM SET dolon.profilers = 'idle, live_msgs, idle';
 ALTER SYSTEM SET dolon.profilers = '';
@@ -125,7 +140,9 @@ ALTER SYSTEM SET dolon.host = 'a host';
 ALTER SYSTEM SET dolon.host = '[::1]';
 ALTER SYSTEM SET dolon.tracer_name = 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx';
 ALTER SYSTEM SET dolon.database = '';
-ALTER SYSTEM SET dolon.no_such_setting = 1;
+-- the prefix is reserved (ALTER SYSTEM of an unknown setting says so only
+-- from PostgreSQL 17 on)
+SET dolon.no_such_setting = 1;
 SET dolon.port = 12014;
 SET dolon.database = 'other';
 -- good values are taken

@@ -519,5 +519,8 @@ DROP EXTENSION dolon;
 -- taken over
 SELECT count(*) AS mnemic_schemas FROM pg_namespace WHERE nspname = 'mnemic';
 CREATE SCHEMA mnemic;
+-- (from PostgreSQL 18 the error says where in the script it arose: terse)
+\set VERBOSITY terse
 CREATE EXTENSION dolon;
+\set VERBOSITY default
 DROP SCHEMA mnemic;

@@ -72,6 +72,7 @@
 #include "utils/varlena.h"
 
 #include "collector.h"
+#include "compat.h"
 #include "dolon_common.h"
 #include "guc.h"
 #include "protocol.h"
@@ -1070,7 +1071,7 @@ dolon_collector_main(Datum main_arg)
 	reset_known_runs(&collector);
 	open_sockets(&collector);
 
-	collector.events = CreateWaitEventSet(TopMemoryContext, collector.nsockets + 2);
+	collector.events = dolon_create_process_wait_event_set(collector.nsockets + 2);
 	AddWaitEventToSet(collector.events, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(collector.events, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (i = 0; i < collector.nsockets; i++)

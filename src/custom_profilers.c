@@ -46,6 +46,7 @@
 #include "utils/syscache.h"
 #include "utils/timeout.h"
 
+#include "compat.h"
 #include "custom_profilers.h"
 
 static bool
@@ -232,7 +233,7 @@ dolon_call_profiler(const DolonProfilerSpec *spec, Oid role, int timeout_ms,
 								   SECURITY_LOCAL_USERID_CHANGE |
 								   SECURITY_RESTRICTED_OPERATION);
 		}
-		aclresult = pg_proc_aclcheck(function, GetUserId(), ACL_EXECUTE);
+		aclresult = dolon_function_aclcheck(function, GetUserId(), ACL_EXECUTE);
 		if (aclresult != ACLCHECK_OK)
 			aclcheck_error(aclresult, OBJECT_FUNCTION, get_func_name(function));
 		InvokeFunctionExecuteHook(function);

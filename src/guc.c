@@ -30,6 +30,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "compat.h"
 #include "custom_profilers.h"
 #include "dolon_common.h"
 #include "guc.h"
@@ -397,7 +398,7 @@ check_profilers(char **newval, void **extra, GucSource source)
 	MemoryContext context;
 	MemoryContext oldcontext;
 
-	/* Parsed in a context of its own, copied to malloc'd memory for GUC */
+	/* Parsed in a context of its own, then copied to memory the server frees */
 	context = AllocSetContextCreate(CurrentMemoryContext,
 									"dolon.profilers check",
 									ALLOCSET_SMALL_SIZES);
@@ -440,7 +441,7 @@ check_profilers(char **newval, void **extra, GucSource source)
 	{
 		Size		size = DolonProfilerListSize(list->count);
 
-		*extra = malloc(size);
+		*extra = dolon_alloc_setting_extra(size);
 		if (*extra == NULL)
 		{
 			GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);

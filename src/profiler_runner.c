@@ -56,6 +56,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "custom_profilers.h"
 #include "guc.h"
 #include "profiler_runner.h"
@@ -859,13 +860,13 @@ dolon_profiler_runner_main(Datum main_arg)
 		/* Bound what the profilers leave that cannot be undone */
 		if (!have_start)
 		{
-			settings_at_start = GetNumConfigOptions();
+			settings_at_start = dolon_count_settings();
 			memory_at_start = MemoryContextMemAllocated(TopMemoryContext, true);
 			have_start = true;
 		}
 		else
 		{
-			int			new_settings = GetNumConfigOptions() - settings_at_start;
+			int			new_settings = dolon_count_settings() - settings_at_start;
 			Size		memory = MemoryContextMemAllocated(TopMemoryContext, true);
 			char	   *reason = NULL;
 

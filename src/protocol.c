@@ -36,6 +36,7 @@
 #include "utils/float.h"
 #include "utils/json.h"
 
+#include "compat.h"
 #include "protocol.h"
 
 /*
@@ -314,7 +315,7 @@ decode_problem(DecodeState *state, const char *problem)
 		state->problem = problem;
 }
 
-static void
+static DolonJsonActionResult
 decode_object_start(void *arg)
 {
 	DecodeState *state = (DecodeState *) arg;
@@ -322,15 +323,17 @@ decode_object_start(void *arg)
 	if (state->depth > 0 && state->field != FIELD_NONE)
 		decode_problem(state, "a field holds an object");
 	state->depth++;
+	return DOLON_JSON_ACTION_DONE;
 }
 
-static void
+static DolonJsonActionResult
 decode_object_end(void *arg)
 {
 	((DecodeState *) arg)->depth--;
+	return DOLON_JSON_ACTION_DONE;
 }
 
-static void
+static DolonJsonActionResult
 decode_array_start(void *arg)
 {
 	DecodeState *state = (DecodeState *) arg;
@@ -356,9 +359,10 @@ decode_array_start(void *arg)
 	else if (state->field != FIELD_NONE)
 		decode_problem(state, "a field holds an array where it should not");
 	state->depth++;
+	return DOLON_JSON_ACTION_DONE;
 }
 
-static void
+static DolonJsonActionResult
 decode_array_end(void *arg)
 {
 	DecodeState *state = (DecodeState *) arg;
@@ -366,15 +370,16 @@ decode_array_end(void *arg)
 	state->depth--;
 	if (state->depth == 1)
 		state->in_field_array = false;
+	return DOLON_JSON_ACTION_DONE;
 }
 
-static void
+static DolonJsonActionResult
 decode_field_start(void *arg, char *name, bool isnull)
 {
 	DecodeState *state = (DecodeState *) arg;
 
 	if (state->depth != 1)
-		return;
+		return DOLON_JSON_ACTION_DONE;
 	if (strcmp(name, "msg_type") == 0)
 		state->field = FIELD_MSG_TYPE;
 	else if (strcmp(name, "app_name") == 0)
@@ -387,15 +392,17 @@ decode_field_start(void *arg, char *name, bool isnull)
 		state->field = FIELD_ROW_DATA;
 	else
 		state->field = FIELD_NONE;
+	return DOLON_JSON_ACTION_DONE;
 }
 
-static void
+static DolonJsonActionResult
 decode_field_end(void *arg, char *name, bool isnull)
 {
 	DecodeState *state = (DecodeState *) arg;
 
 	if (state->depth == 1)
 		state->field = FIELD_NONE;
+	return DOLON_JSON_ACTION_DONE;
 }
 
 /*
@@ -481,7 +488,7 @@ decode_row_value(DecodeState *state, char *token, JsonTokenType type)
 	message->nvalues++;
 }
 
-static void
+static DolonJsonActionResult
 decode_scalar(void *arg, char *token, JsonTokenType type)
 {
 	DecodeState *state = (DecodeState *) arg;
@@ -490,7 +497,7 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 	if (state->depth == 0)
 	{
 		decode_problem(state, "the datagram is not a JSON object");
-		return;
+		return DOLON_JSON_ACTION_DONE;
 	}
 	if (state->in_field_array)
 	{
@@ -500,10 +507,10 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 			decode_problem(state, "a column name is not a string");
 		else
 			message->column_names = lappend(message->column_names, token);
-		return;
+		return DOLON_JSON_ACTION_DONE;
 	}
 	if (state->depth != 1)
-		return;
+		return DOLON_JSON_ACTION_DONE;
 
 	switch (state->field)
 	{
@@ -535,6 +542,7 @@ decode_scalar(void *arg, char *token, JsonTokenType type)
 			decode_problem(state, "row_data is not a list");
 			break;
 	}
+	return DOLON_JSON_ACTION_DONE;
 }
 
 /*
@@ -710,7 +718,7 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 	actions.object_field_end = decode_field_end;
 	actions.scalar = decode_scalar;
 
-	lex = makeJsonLexContextCstringLen(data, length, PG_UTF8, true);
+	lex = dolon_make_json_lexer(data, length, PG_UTF8, true);
 	state.lex = lex;
 	error = pg_parse_json(lex, &actions);
 	if (error != JSON_SUCCESS)

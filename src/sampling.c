@@ -34,6 +34,32 @@
  *
  * The host and the server's processes, from /proc: see host.c.
  *
+ * What is read, per PostgreSQL version (the names are in compat.h):
+ *
+ * - Backend status entries: the fields read (st_changecount, st_procpid,
+ *   st_databaseid, st_backendType, st_state, st_xact_start_timestamp) and
+ *   the read protocol (pgstat_begin_read_activity() and the macros after
+ *   it) are the same in 15, 17 and 18, and come from the headers of the
+ *   server built against, so their offsets are that server's.  What changed
+ *   is the number of entries.  In 15 the array has MaxBackends +
+ *   NUM_AUXPROCTYPES entries (6 auxiliary process types); 17 removed
+ *   NUM_AUXPROCTYPES and sizes it MaxBackends + NUM_AUXILIARY_PROCS (6 in
+ *   17; in 18, 6 + MAX_IO_WORKERS, the I/O workers having entries too),
+ *   as BackendStatusShmemSize() does.  DOLON_BACKEND_STATUS_SLOTS is that
+ *   count, and ShmemInitStruct() checks it against the size the server
+ *   recorded, so a wrong count is an error, never a read past the array.
+ *
+ * - PGPROC: wait_event_info and pid of each of ProcGlobal->allProcs, the
+ *   allProcCount entries, are the same fields in 15, 17 and 18 (wait event
+ *   classes too: PG_WAIT_LOCK, in wait_classes.h from 18).  Prepared
+ *   transactions have entries with pid 0 in each.
+ *
+ * - Cumulative statistics: pgstat_fetch_stat_tabentry_ext() and
+ *   pgstat_fetch_stat_dbentry() are the same calls in 15, 17 and 18 and
+ *   return a copy (or the snapshot's entry) whatever the version; only the
+ *   names of the counters changed, in 16 (n_live_tuples became
+ *   live_tuples, n_xact_commit xact_commit), with the same meaning.
+ *
  * Copyright (c) 2026, the dolon authors
  *
  *-------------------------------------------------------------------------
@@ -58,6 +84,7 @@
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
+#include "compat.h"
 #include "sampling.h"
 
 /* Transaction rates are computed over this much time at least */
@@ -102,7 +129,7 @@ get_backend_status_array(void)
 		bool		found;
 		PgBackendStatus *array;
 
-		size = mul_size(sizeof(PgBackendStatus), MaxBackends + NUM_AUXPROCTYPES);
+		size = mul_size(sizeof(PgBackendStatus), DOLON_BACKEND_STATUS_SLOTS);
 		array = ShmemInitStruct("Backend Status Array", size, &found);
 		if (!found)
 			elog(ERROR, "backend status array not found in shared memory");
@@ -125,7 +152,7 @@ void
 dolon_read_backend_activity(DolonBackendActivity *activity)
 {
 	PgBackendStatus *entry = get_backend_status_array();
-	int			slots = MaxBackends + NUM_AUXPROCTYPES;
+	int			slots = DOLON_BACKEND_STATUS_SLOTS;
 	int			i;
 
 	memset(activity, 0, sizeof(DolonBackendActivity));
@@ -381,8 +408,8 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 		entry = pgstat_fetch_stat_tabentry_ext(false, user_tables.oids[i]);
 		if (entry == NULL)
 			continue;
-		tuples->live += entry->n_live_tuples;
-		tuples->dead += entry->n_dead_tuples;
+		tuples->live += DOLON_TABLE_LIVE_TUPLES(entry);
+		tuples->dead += DOLON_TABLE_DEAD_TUPLES(entry);
 		release_stats_copy(entry);
 	}
 }
@@ -410,9 +437,9 @@ read_database_counters(DolonDatabaseCounters *counters)
 		entry = pgstat_fetch_stat_dbentry(i < 0 ? InvalidOid : databases.oids[i]);
 		if (entry == NULL)
 			continue;
-		counters->xact_commit += entry->n_xact_commit;
-		counters->xact_rollback += entry->n_xact_rollback;
-		counters->deadlocks += entry->n_deadlocks;
+		counters->xact_commit += DOLON_DATABASE_XACT_COMMIT(entry);
+		counters->xact_rollback += DOLON_DATABASE_XACT_ROLLBACK(entry);
+		counters->deadlocks += DOLON_DATABASE_DEADLOCKS(entry);
 		release_stats_copy(entry);
 	}
 }

@@ -1,10 +1,37 @@
-# Shell functions shared by test/run, test/demo and the benchmarks: install
+# Shell functions shared by test/run, test/demo and the benchmarks: which
+# PostgreSQL version to use and which Debian release packages it, install
 # what dolon needs, build and install it, and run what PostgreSQL refuses to
 # run as root as the postgres user instead.
 #
 # Source it from bash after setting "top" to the root of the source tree.
 
-PG_MAJOR=15
+# The Debian release that packages PostgreSQL $1: 15 is in Debian 12
+# (bookworm), 17 in Debian 13 (trixie), 18 in Debian unstable (sid).  No
+# Debian release has 16.
+debian_suite_of() {
+	case $1 in
+	15) echo bookworm ;;
+	17) echo trixie ;;
+	18) echo sid ;;
+	*) return 1 ;;
+	esac
+}
+
+# The PostgreSQL major version that this machine's Debian release packages
+local_pg_major() {
+	case $(cat /etc/debian_version 2>/dev/null) in
+	13*) echo 17 ;;
+	*/sid) echo 18 ;;
+	*) echo 15 ;;
+	esac
+}
+
+# The PostgreSQL major version to build for and test against: this
+# machine's (15 on Debian 12), unless PG_MAJOR in the environment says
+# another.
+PG_MAJOR=${PG_MAJOR:-$(local_pg_major)}
+# The versions "test/run --pg=all" tests, the README's supported versions
+DOLON_PG_VERSIONS="15 17 18"
 # The server to build for and test against: pg_config says where it is.
 # PG_CONFIG in the environment chooses another installation.
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
@@ -23,10 +50,23 @@ DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR li
 say() { printf '== %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Install the missing packages, when we are root; otherwise say what is missing.
+# Install the packages of dolon's build and tests for PG_MAJOR.
 ensure_dependencies() {
+	ensure_packages $DOLON_PACKAGES
+	# Debian creates and starts a main cluster on install; it would hold port
+	# 5432 for nothing, so stop it.
+	if [ -n "$installed_packages" ] && command -v pg_ctlcluster >/dev/null; then
+		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
+	fi
+	set_server_paths
+}
+
+# Install the packages named as arguments that are missing, when we are root;
+# otherwise say what is missing.  Sets installed_packages to those installed.
+ensure_packages() {
 	local missing="" pkg
-	for pkg in $DOLON_PACKAGES; do
+	installed_packages=""
+	for pkg in "$@"; do
 		dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
 			missing="$missing $pkg"
 	done
@@ -39,12 +79,7 @@ ensure_dependencies() {
 	apt-get update -qq >/dev/null || die "apt-get update failed"
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
 		die "could not install$missing"
-	# Debian creates and starts a main cluster on install; it would hold port
-	# 5432 for nothing, so stop it.
-	if command -v pg_ctlcluster >/dev/null; then
-		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
-	fi
-	set_server_paths
+	installed_packages=$missing
 }
 
 # Build dolon and install it into the server's directories.
