@@ -143,3 +143,16 @@ stop_scratch_cluster() {
 		"$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 	return 0
 }
+
+# Count the assertions of a verbose prove run whose output is in file $1 and
+# whose exit status was $2: prints "PASSED FAILED".  A script that died
+# without a failed assertion counts as one failure, and so does a run that
+# failed otherwise.
+count_tap_results() {
+	local file=$1 rc=$2 passed failed
+	passed=$(grep -cE '^ok [0-9]+' "$file")
+	failed=$(grep -cE '^not ok [0-9]+' "$file")
+	failed=$((failed + $(grep -cE '^test/t/.*\(Wstat: .* Failed: 0\)$' "$file")))
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+	echo "$passed $failed"
+}
