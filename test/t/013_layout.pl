@@ -5,11 +5,13 @@ use strict;
 use warnings;
 
 use File::Basename;
+use FindBin;
 use IPC::Run;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $src = "$ENV{TESTDIR}/src";
+# The tree of this test, wherever the harness runs it from
+my $src = "$FindBin::RealBin/../../src";
 my @c_files = sort glob("$src/*.c");
 my @headers = sort glob("$src/*.h");
 ok(@c_files > 10 && @headers > 10, 'the sources are found');
