@@ -12,7 +12,7 @@ use Socket qw(inet_aton pack_sockaddr_in);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time usleep);
+use Time::HiRes qw(time);
 use DolonTest;
 
 # Three datagrams captured from the original Python client, one per line
@@ -671,27 +671,21 @@ sub burst
 	# the collector has stored all it received (caught up); give up 5 s
 	# after it caught up
 	my ($risen, $caught_up, $accounted);
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		$risen = counters_risen($collector, $before);
-		my $now = time;
-		if ($risen->{stored_rows} + $risen->{malformed} < $risen->{received})
-		{
-			undef $caught_up;
-		}
-		else
-		{
-			$caught_up //= $now;
-		}
-		if ($risen->{received} + $risen->{dropped} >= $sent)
-		{
-			$accounted = $now;
-			last;
-		}
-		last if defined $caught_up && $now - $caught_up > 5;
-		usleep(50_000);
-	}
+	DolonTest::poll_until(
+		sub {
+			$risen = counters_risen($collector, $before);
+			my $now = time;
+			if ($risen->{stored_rows} + $risen->{malformed} < $risen->{received})
+			{
+				undef $caught_up;
+			}
+			else
+			{
+				$caught_up //= $now;
+			}
+			$accounted = $now if $risen->{received} + $risen->{dropped} >= $sent;
+			return defined $accounted || (defined $caught_up && $now - $caught_up > 5);
+		});
 	my $lag = !defined $accounted ? undef
 	  : defined $caught_up ? $accounted - $caught_up : 0;
 	# Then wait until what was received is stored
