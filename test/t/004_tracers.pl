@@ -121,6 +121,6 @@ $fast->drain;
 is($fast->next_message(2), undef, '... and the stopped one stays stopped');
 
 $node->stop;
-DolonTest::check_log_clean($node, $victim);
+DolonTest::check_log_clean($node, killed => [$victim]);
 
 done_testing();
