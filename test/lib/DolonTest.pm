@@ -108,7 +108,9 @@ the processes in @pids were killed by the test on purpose (SIGKILL).  The
 second passes if every message of severity ERROR, WARNING or FATAL matches
 one of @patterns (regular expressions, matched against the message after
 its severity): what the test provoked on purpose.  Anything else a test did
-not expect fails it, with the lines shown.
+not expect fails it, with the lines shown.  Allowed always: the message
+each of dolon's workers logs when it is told to end, by a shutdown, a
+restart or pg_terminate_backend(), as every background worker does.
 
 =cut
 
@@ -116,7 +118,9 @@ sub check_log_clean
 {
 	my ($node, %options) = @_;
 	my @killed = @{ $options{killed} // [] };
-	my @allowed = @{ $options{allow} // [] };
+	my @allowed = (
+		qr/^terminating background worker "dolon (?:tracer|profiler runner|collector)" due to administrator command$/,
+		@{ $options{allow} // [] });
 	my @lines = split /\n/,
 	  PostgreSQL::Test::Utils::slurp_file($node->logfile);
 
