@@ -100,25 +100,48 @@ sub poll_until
 
 =pod
 
-=item check_log_clean($node[, @killed_pids])
+=item check_log_clean($node[, killed => \@pids][, allow => \@patterns])
 
-Passes if the server log shows no crash: no process terminated by a signal,
-no PANIC, no abnormal exit.  The processes in @killed_pids were killed by
-the test on purpose.
+Two checks of the whole server log of $node.  The first passes if it shows
+no crash: no process terminated by a signal, no PANIC, no abnormal exit;
+the processes in @pids were killed by the test on purpose (SIGKILL).  The
+second passes if every message of severity ERROR, WARNING or FATAL matches
+one of @patterns (regular expressions, matched against the message after
+its severity): what the test provoked on purpose.  Anything else a test did
+not expect fails it, with the lines shown.  Allowed always: the message
+each of dolon's workers logs when it is told to end, by a shutdown, a
+restart or pg_terminate_backend(), as every background worker does.
 
 =cut
 
 sub check_log_clean
 {
-	my ($node, @killed_pids) = @_;
-	my $log = PostgreSQL::Test::Utils::slurp_file($node->logfile);
-	my @crashes = grep { /terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception/ }
-	  split /\n/, $log;
-	foreach my $pid (@killed_pids)
+	my ($node, %options) = @_;
+	my @killed = @{ $options{killed} // [] };
+	my @allowed = (
+		qr/^terminating background worker "dolon (?:tracer|profiler runner|collector)" due to administrator command$/,
+		@{ $options{allow} // [] });
+	my @lines = split /\n/,
+	  PostgreSQL::Test::Utils::slurp_file($node->logfile);
+
+	my @crashes = grep {
+		/terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception/
+	} @lines;
+	foreach my $pid (@killed)
 	{
 		@crashes = grep { !/\(PID $pid\) was terminated by signal 9/ } @crashes;
 	}
 	is(join("\n", @crashes), '', 'server log of ' . $node->name . ' shows no crash');
+
+	my @unexpected;
+	foreach my $line (@lines)
+	{
+		next unless $line =~ /\b(?:ERROR|WARNING|FATAL):\s+(.*)$/;
+		my $message = $1;
+		push @unexpected, $line unless grep { $message =~ $_ } @allowed;
+	}
+	is(join("\n", @unexpected), '',
+		'server log of ' . $node->name . ' has no error, warning or fatal message the test did not expect');
 }
 
 package DolonTest::Receiver;

@@ -113,6 +113,10 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM dolon.tracer_definitions 
 	'0', 'dolon.stop_tracer() removes a row that was skipped');
 
 $node->stop;
-DolonTest::check_log_clean($node);
+DolonTest::check_log_clean($node,
+	allow => [
+		qr/^permission denied for table tracer_definitions$/,
+		qr/^dolon does not run some tracers of dolon\.tracer_definitions$/,
+	]);
 
 done_testing();
