@@ -110,7 +110,9 @@ one of @patterns (regular expressions, matched against the message after
 its severity): what the test provoked on purpose.  Anything else a test did
 not expect fails it, with the lines shown.  Allowed always: the message
 each of dolon's workers logs when it is told to end, by a shutdown, a
-restart or pg_terminate_backend(), as every background worker does.
+restart or pg_terminate_backend(), as every background worker does; and,
+when the test killed a process (which makes the server restart), the
+refusals of connections tried while the server recovers from that crash.
 
 =cut
 
@@ -121,6 +123,9 @@ sub check_log_clean
 	my @allowed = (
 		qr/^terminating background worker "dolon (?:tracer|profiler runner|collector)" due to administrator command$/,
 		@{ $options{allow} // [] });
+	push @allowed,
+	  qr/^the database system is (?:in recovery mode|starting up|not yet accepting connections)$/
+	  if @killed;
 	my @lines = split /\n/,
 	  PostgreSQL::Test::Utils::slurp_file($node->logfile);
 
