@@ -55,9 +55,12 @@ my $start = time;
 foreach my $i (1 .. $reloads / 2)
 {
 	my %s = settings($i);
-	open my $fh, '>', $node->data_dir . '/storm.conf' or die "cannot write storm.conf: $!";
+	# Written whole, then renamed: a reload never reads half a file
+	my $file = $node->data_dir . '/storm.conf';
+	open my $fh, '>', "$file.new" or die "cannot write $file.new: $!";
 	print $fh map { "$_ = '$s{$_}'\n" } sort keys %s;
-	close $fh or die "cannot write storm.conf: $!";
+	close $fh or die "cannot write $file.new: $!";
+	rename "$file.new", $file or die "cannot rename $file.new: $!";
 	$session->query_safe('SELECT pg_reload_conf()');
 }
 foreach my $i ($reloads / 2 + 1 .. $reloads)
