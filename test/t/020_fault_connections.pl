@@ -12,6 +12,7 @@ use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use DolonTest;
 
 my $held = 5;			# idle sessions the test holds open all along
@@ -92,7 +93,7 @@ while ($pgbench->pumpable)
 {
 	push @rows, $receiver->rows_arrived($run->{uuid});
 	$pgbench->pump_nb;
-	Time::HiRes::usleep(5_000);
+	usleep(5_000);
 }
 $pgbench->finish;
 push @rows, $receiver->rows_arrived($run->{uuid});
