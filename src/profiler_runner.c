@@ -14,9 +14,10 @@
  * DolonProfilerExchange in shared memory and sets its latch; the runner
  * answers each call as it ends and the round when it is over, and sets the
  * tracer's latch.  The tracer waits for the round at most
- * dolon.profiler_timeout a call, responsive all along, and sends the row
- * with the values that came; a round still under way at the next sample
- * leaves that sample's custom values null.
+ * dolon.profiler_timeout a call and half its interval (see worker.c),
+ * responsive all along, and sends the row with the values that came; a
+ * round still under way at the next sample leaves that sample's custom
+ * values null.
  *
  * The runner calls the profilers one after the other as
  * dolon.profiler_role (see custom_profilers.c), each with a statement

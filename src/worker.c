@@ -34,8 +34,9 @@
  * sees fresh values.  An error in a sample is caught and logged
  * (rate-limited), the row is sent with nulls, and the worker goes on.  The
  * tracer never runs custom profilers itself: its profiler runner does, and
- * the tracer waits for their values at most dolon.profiler_timeout (see
- * profiler_runner.c).
+ * the tracer waits for their values at most dolon.profiler_timeout a call,
+ * and at most half its interval, so that its rows keep their schedule
+ * whatever the profilers do (see profiler_runner.c).
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -713,14 +714,20 @@ wait_for_runner(Tracer *tracer, long timeout)
 
 /*
  * Have the runner call the custom profilers, and wait for their values at
- * most dolon.profiler_timeout.  The worker stays responsive while it waits:
- * a shutdown ends it, and a reload or a stop ends the wait, the row going
- * out with the values that came.
+ * most dolon.profiler_timeout a call, and never past half the interval
+ * after the sample was due: a round of several slow calls would otherwise
+ * hold the row past the next sample's time, and the schedule would lose
+ * the samples in between.  The calls left go on in the runner, and the
+ * next samples go out without custom values until the round is over.  The
+ * worker stays responsive while it waits: a shutdown ends it, and a reload
+ * or a stop ends the wait, the row going out with the values that came.
  */
 static void
 run_custom_profilers(Tracer *tracer, int *failures, char *error)
 {
 	TimestampTz started = GetCurrentTimestamp();
+	TimestampTz latest = TimestampTzPlusMilliseconds(tracer->next_sample,
+													 tracer->frequency_ms / 2);
 
 	/* A runner that is starting is waited for, as its calls would be */
 	dolon_runner_start_round(&tracer->runner, tracer->columns);
@@ -735,7 +742,7 @@ run_custom_profilers(Tracer *tracer, int *failures, char *error)
 	while (!dolon_runner_round_over(&tracer->runner))
 	{
 		TimestampTz watch = dolon_runner_watch(&tracer->runner);
-		TimestampTz until = dolon_runner_deadline(&tracer->runner);
+		TimestampTz until = Min(dolon_runner_deadline(&tracer->runner), latest);
 		long		timeout;
 
 		if (watch != 0)

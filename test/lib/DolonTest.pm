@@ -29,8 +29,11 @@ package DolonTest;
 use strict;
 use warnings;
 
+use IO::Socket::INET;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Socket qw(inet_aton pack_sockaddr_in);
 use Test::More;
 use Time::HiRes qw(time usleep);
 
@@ -147,6 +150,118 @@ sub check_log_clean
 	}
 	is(join("\n", @unexpected), '',
 		'server log of ' . $node->name . ' has no error, warning or fatal message the test did not expect');
+}
+
+=pod
+
+=item udp_sender($port)
+
+A UDP socket sending to $port of 127.0.0.1, for send_all.  It is not
+connected: a datagram sent while nobody listens (a collector restarting)
+makes no later send fail.
+
+=cut
+
+sub udp_sender
+{
+	my ($port) = @_;
+	my $socket = IO::Socket::INET->new(Proto => 'udp')
+	  or die "cannot create a UDP socket: $!";
+	return { socket => $socket, to => pack_sockaddr_in($port, inet_aton('127.0.0.1')) };
+}
+
+=pod
+
+=item send_all($sender, @datagrams)
+
+Send each of @datagrams with $sender, a hash of a socket and the address to
+send to (none for a connected socket); dies if a send fails.
+
+=cut
+
+sub send_all
+{
+	my ($sender, @datagrams) = @_;
+	foreach my $datagram (@datagrams)
+	{
+		my $sent = defined $sender->{to}
+		  ? send($sender->{socket}, $datagram, 0, $sender->{to})
+		  : send($sender->{socket}, $datagram, 0);
+		defined $sent or die "cannot send: $!";
+	}
+	return;
+}
+
+=pod
+
+=item send_apart($port, @datagrams)
+
+Send @datagrams to $port of 127.0.0.1 from another process, as fast as it
+can, and return once it has sent them all; dies if it could not.  The
+sender is not the test's process, which may meanwhile be stopped or busy
+as a peer of the collector would not be.
+
+=cut
+
+sub send_apart
+{
+	my ($port, @datagrams) = @_;
+	my $pid = fork // die "cannot fork: $!";
+	if ($pid == 0)
+	{
+		# The child sends and leaves at once, without the END blocks that
+		# would stop the test's nodes
+		my $ok = eval { send_all(udp_sender($port), @datagrams); 1 };
+		POSIX::_exit($ok ? 0 : 1);
+	}
+	waitpid($pid, 0);
+	die 'the sending process failed' if $? != 0;
+	return;
+}
+
+=pod
+
+=item run_message($uuid, $app_name, @columns), row_message($uuid, @values)
+
+A create_trace_run and a row as the original mnemic client writes them;
+@values are JSON tokens, undef for null.
+
+=cut
+
+sub run_message
+{
+	my ($uuid, $app_name, @columns) = @_;
+	return qq({"msg_type": "create_trace_run", "app_name": "$app_name", "column_names": [)
+	  . join(', ', map { qq("$_") } @columns) . qq(], "uuid": "$uuid"});
+}
+
+sub row_message
+{
+	my ($uuid, @values) = @_;
+	return qq({"msg_type": "row", "row_data": [)
+	  . join(', ', map { $_ // 'null' } @values) . qq(], "uuid": "$uuid"});
+}
+
+=pod
+
+=item collector_counters($node[, $database])
+
+The counters of dolon.collector in $database (postgres by default), and
+its pid, as a hash; @DolonTest::collector_counters names the counters.
+
+=cut
+
+our @collector_counters = qw(received stored_runs stored_rows duplicate_runs
+  orphan_rows malformed refused dropped expired_rows);
+
+sub collector_counters
+{
+	my ($node, $database) = @_;
+	my %counters;
+	@counters{ 'pid', @collector_counters } = split /\|/,
+	  $node->safe_psql($database // 'postgres',
+		'SELECT ' . join(', ', 'pid', @collector_counters) . ' FROM dolon.collector');
+	return \%counters;
 }
 
 package DolonTest::Receiver;

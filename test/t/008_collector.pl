@@ -8,7 +8,6 @@ use strict;
 use warnings;
 
 use IO::Socket::INET;
-use Socket qw(inet_aton pack_sockaddr_in);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -26,10 +25,6 @@ my @golden_columns = qw(cpu_percent virtual_memory_percent mem_allocation queue_
   work_hits work_active_instances work_average_time);
 my @golden_rows = ([ 4.2, 1.6, 0.004159, 4, 33, 1, 0.030839406250000003 ],
 	[ 1.0, 1.6, 0.004671, 6, 63, 1, 0.031736903225806454 ]);
-
-# The counters of dolon.collector
-my @counters = qw(received stored_runs stored_rows duplicate_runs orphan_rows
-  malformed dropped expired_rows);
 
 # Can this Perl send UDP over IPv6, to ::1?
 my $have_ipv6 = eval {
@@ -57,57 +52,8 @@ sub free_udp_port
 	die 'no free UDP port found';
 }
 
-# A UDP socket sending to $port of 127.0.0.1.  It is not connected: a
-# datagram sent while nobody listens (a collector restarting) makes no later
-# send fail.
-sub sender
-{
-	my ($port) = @_;
-	my $socket = IO::Socket::INET->new(Proto => 'udp')
-	  or die "cannot create a UDP socket: $!";
-	return { socket => $socket, to => pack_sockaddr_in($port, inet_aton('127.0.0.1')) };
-}
-
-sub send_all
-{
-	my ($sender, @datagrams) = @_;
-	foreach my $datagram (@datagrams)
-	{
-		my $sent = defined $sender->{to}
-		  ? send($sender->{socket}, $datagram, 0, $sender->{to})
-		  : send($sender->{socket}, $datagram, 0);
-		defined $sent or die "cannot send: $!";
-	}
-	return;
-}
-
-# Messages as the original client writes them; values are JSON tokens
 my $uuids = 0;
 sub new_uuid { return sprintf('d0100000-c011-4ec7-8000-%012d', ++$uuids); }
-
-sub run_message
-{
-	my ($uuid, $app_name, @columns) = @_;
-	return qq({"msg_type": "create_trace_run", "app_name": "$app_name", "column_names": [)
-	  . join(', ', map { qq("$_") } @columns) . qq(], "uuid": "$uuid"});
-}
-
-sub row_message
-{
-	my ($uuid, @values) = @_;
-	return qq({"msg_type": "row", "row_data": [)
-	  . join(', ', map { $_ // 'null' } @values) . qq(], "uuid": "$uuid"});
-}
-
-sub collector_counters
-{
-	my ($node, $database) = @_;
-	my %counters;
-	@counters{ 'pid', @counters } = split /\|/,
-	  $node->safe_psql($database // 'postgres',
-		'SELECT ' . join(', ', 'pid', @counters) . ' FROM dolon.collector');
-	return \%counters;
-}
 
 # Wait until $count more datagrams than at $before have been received and
 # dealt with (stored, found malformed or duplicate, or dropped), and return
@@ -118,8 +64,8 @@ sub counters_risen
 	my $risen;
 	DolonTest::poll_until(
 		sub {
-			my $now = collector_counters($node, $database);
-			$risen = { map { $_ => $now->{$_} - $before->{$_} } @counters };
+			my $now = DolonTest::collector_counters($node, $database);
+			$risen = { map { $_ => $now->{$_} - $before->{$_} } @DolonTest::collector_counters };
 			my $dealt_with = 0;
 			$dealt_with += $risen->{$_}
 			  foreach qw(stored_runs stored_rows duplicate_runs malformed dropped);
@@ -132,7 +78,7 @@ sub counters_risen
 sub rises
 {
 	my (%expected) = @_;
-	return { map { $_ => $expected{$_} // 0 } @counters };
+	return { map { $_ => $expected{$_} // 0 } @DolonTest::collector_counters };
 }
 
 sub count_rows
@@ -150,14 +96,14 @@ sub send_in_one_batch
 	my ($node, $database, $socket, $first_row, @datagrams) = @_;
 	my $lock_holder = $node->background_psql($database);
 	$lock_holder->query_safe('BEGIN; LOCK TABLE dolon.tracing_row IN SHARE MODE');
-	send_all($socket, $first_row);
+	DolonTest::send_all($socket, $first_row);
 	DolonTest::poll_until(
 		sub {
 			$node->safe_psql($database,
 				"SELECT count(*) FROM pg_locks WHERE relation = 'dolon.tracing_row'::regclass AND NOT granted") eq '1';
 		})
 	  or die 'the collector does not wait for the lock';
-	send_all($socket, @datagrams);
+	DolonTest::send_all($socket, @datagrams);
 	$lock_holder->query_safe('COMMIT');
 	$lock_holder->quit;
 	return;
@@ -201,14 +147,14 @@ my $traced = DolonTest::new_node('traced', $proxy->port,
 	"dolon.profilers = 'idle, count_db_connections, live_msgs'");
 $traced->start;
 
-my $to_collector = sender($port);
+my $to_collector = DolonTest::udp_sender($port);
 
 # The collector runs, listens where it was told, and stores once it has seen
 # the extension (probe with an announcement until it is stored)
 my $probe = new_uuid();
 ok( DolonTest::poll_until(
 		sub {
-			send_all($to_collector, run_message($probe, 'probe', 'a'));
+			DolonTest::send_all($to_collector, DolonTest::run_message($probe, 'probe', 'a'));
 			return $collector->safe_psql('postgres',
 				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$probe'") eq '1';
 		}),
@@ -229,7 +175,7 @@ while (@recorded_rows < 5)
 {
 	my $message = $proxy->next_message($deadline - time)
 	  // die 'timed out waiting for the traced node';
-	send_all($to_collector, $message->{raw});
+	DolonTest::send_all($to_collector, $message->{raw});
 	if ($message->{msg_type} eq 'create_trace_run')
 	{
 		$announcement //= $message;
@@ -259,11 +205,11 @@ my @recorded_values = split /\n/, $collector->safe_psql('postgres',
 is_deeply(\@stored, \@recorded_values, 'the rows are stored in order, with the values that were sent, as real');
 
 # The datagrams of the original client are stored exactly
-my $before = collector_counters($collector);
+my $before = DolonTest::collector_counters($collector);
 foreach my $i (0 .. $#golden)
 {
 	# each received before the next is sent: arrival times in order
-	send_all($to_collector, $golden[$i]);
+	DolonTest::send_all($to_collector, $golden[$i]);
 	counters_risen($collector, $before, $i + 1);
 }
 is_deeply(counters_risen($collector, $before, 3),
@@ -283,49 +229,49 @@ is( $collector->safe_psql('postgres',
 # on; a run announced twice is stored once; a row of a run never announced is
 # stored and counted
 my $log_offset = -s $collector->logfile;
-$before = collector_counters($collector);
+$before = DolonTest::collector_counters($collector);
 my $bad = 0;
 sub bad_uuid { return sprintf('bad00000-0000-4000-8000-%012d', ++$bad); }
 my %malformed = (
 	'not JSON' => 'this is not JSON {',
-	'invalid UTF-8' => run_message(bad_uuid(), "caf\xC3\x28", 'a'),
-	'a byte-order mark' => "\xEF\xBB\xBF" . run_message(bad_uuid(), 'bom', 'a'),
+	'invalid UTF-8' => DolonTest::run_message(bad_uuid(), "caf\xC3\x28", 'a'),
+	'a byte-order mark' => "\xEF\xBB\xBF" . DolonTest::run_message(bad_uuid(), 'bom', 'a'),
 	'an unknown msg_type' => qq({"msg_type": "delete_trace_run", "app_name": "x", "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
 	'app_name a number' => qq({"msg_type": "create_trace_run", "app_name": 42, "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
 	'column_names not a list' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": "a, b", "uuid": ") . bad_uuid() . '"}',
-	'a column name not a string' => run_message(bad_uuid(), 'x', 'a", 7, "b'),
+	'a column name not a string' => DolonTest::run_message(bad_uuid(), 'x', 'a", 7, "b'),
 	'empty column_names' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": [], "uuid": ") . bad_uuid() . '"}',
-	'row_data containing a string' => row_message(bad_uuid(), 1, '"2"'),
+	'row_data containing a string' => DolonTest::row_message(bad_uuid(), 1, '"2"'),
 	'row_data not a list' => qq({"msg_type": "row", "row_data": 1, "uuid": ") . bad_uuid() . '"}',
-	'a uuid that is not a UUID' => row_message('32fb2b8f-573d-4eb2-afa4-0410ba05416g', 1),
-	'a uuid too short' => row_message('32fb2b8f-573d-4eb2-afa4', 1),
-	'a top-level array' => '[' . row_message(bad_uuid(), 1) . ']',
-	'a value beyond real' => row_message(bad_uuid(), 1, '1e39'),
-	'a negative value beyond real' => row_message(bad_uuid(), '-1e39'),
-	'a double beyond real, as Python writes 1e300' => row_message(bad_uuid(), '1e+300'),
-	'a bare nan in lowercase' => row_message(bad_uuid(), 'nan'),
-	'a bare -NaN' => row_message(bad_uuid(), '-NaN'),
-	'a bare +Infinity' => row_message(bad_uuid(), '+Infinity'),
-	'a bare Inf' => row_message(bad_uuid(), 'Inf'),
-	'NaN glued to a number' => row_message(bad_uuid(), '1NaN'),
-	'Infinity glued to a letter' => row_message(bad_uuid(), 'Infinityx'),
-	'two NaN without a comma' => row_message(bad_uuid(), 'NaN NaN'),
+	'a uuid that is not a UUID' => DolonTest::row_message('32fb2b8f-573d-4eb2-afa4-0410ba05416g', 1),
+	'a uuid too short' => DolonTest::row_message('32fb2b8f-573d-4eb2-afa4', 1),
+	'a top-level array' => '[' . DolonTest::row_message(bad_uuid(), 1) . ']',
+	'a value beyond real' => DolonTest::row_message(bad_uuid(), 1, '1e39'),
+	'a negative value beyond real' => DolonTest::row_message(bad_uuid(), '-1e39'),
+	'a double beyond real, as Python writes 1e300' => DolonTest::row_message(bad_uuid(), '1e+300'),
+	'a bare nan in lowercase' => DolonTest::row_message(bad_uuid(), 'nan'),
+	'a bare -NaN' => DolonTest::row_message(bad_uuid(), '-NaN'),
+	'a bare +Infinity' => DolonTest::row_message(bad_uuid(), '+Infinity'),
+	'a bare Inf' => DolonTest::row_message(bad_uuid(), 'Inf'),
+	'NaN glued to a number' => DolonTest::row_message(bad_uuid(), '1NaN'),
+	'Infinity glued to a letter' => DolonTest::row_message(bad_uuid(), 'Infinityx'),
+	'two NaN without a comma' => DolonTest::row_message(bad_uuid(), 'NaN NaN'),
 	'a bare NaN as msg_type' => qq({"msg_type": NaN, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
 	'a bare NaN as a key' => qq({"msg_type": "row", NaN: 1, "row_data": [1], "uuid": ") . bad_uuid() . '"}',
 	'a bare Infinity as a column name' => qq({"msg_type": "create_trace_run", "app_name": "x", "column_names": [Infinity], "uuid": ") . bad_uuid() . '"}',
 	'a bare NaN as the whole datagram' => 'NaN',
-	'a string "NaN" as a value' => row_message(bad_uuid(), '"NaN"'),
+	'a string "NaN" as a value' => DolonTest::row_message(bad_uuid(), '"NaN"'),
 	'a boolean as app_name' => qq({"msg_type": "create_trace_run", "app_name": true, "column_names": ["a"], "uuid": ") . bad_uuid() . '"}',
-	'an app_name of 129 characters' => run_message(bad_uuid(), 'a' x 129, 'a'),
+	'an app_name of 129 characters' => DolonTest::run_message(bad_uuid(), 'a' x 129, 'a'),
 	'no msg_type' => qq({"row_data": [1], "uuid": ") . bad_uuid() . '"}');
 my $duplicate = new_uuid();
 my $orphan = new_uuid();
-send_all($to_collector, values %malformed);
-send_all($to_collector,
-	run_message($duplicate, 'announced-twice', 'a'),
-	run_message($duplicate, 'announced-twice', 'a'),
-	row_message($orphan, 1),
-	row_message($duplicate, 2));
+DolonTest::send_all($to_collector, values %malformed);
+DolonTest::send_all($to_collector,
+	DolonTest::run_message($duplicate, 'announced-twice', 'a'),
+	DolonTest::run_message($duplicate, 'announced-twice', 'a'),
+	DolonTest::row_message($orphan, 1),
+	DolonTest::row_message($duplicate, 2));
 my $too_large = 0;
 SKIP:
 {
@@ -337,7 +283,7 @@ SKIP:
 	my $head = '{"msg_type": "row", "row_data": [1], "uuid": "' . bad_uuid() . '", "padding": "';
 	my $datagram = $head . ('x' x (65_520 - length($head) - 2)) . '"}';
 	is(length($datagram), 65_520, 'a datagram of 65,520 bytes');
-	send_all($v6, $datagram);
+	DolonTest::send_all($v6, $datagram);
 	$too_large = 1;
 }
 my $malformed = keys(%malformed) + $too_large;
@@ -354,12 +300,12 @@ is( $collector->safe_psql('postgres',
 		"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$duplicate'") . ' '
 	  . count_rows($collector, $orphan),
 	'1 1', 'the run announced twice is stored once, the orphan row is stored');
-is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector survived them all');
+is(DolonTest::collector_counters($collector)->{pid}, $before->{pid}, 'the collector survived them all');
 
 # A run announced again later, as tracers do: not stored again, counted
-$before = collector_counters($collector);
-send_all($to_collector, run_message($duplicate, 'announced-twice', 'a'),
-	row_message($duplicate, 3));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($duplicate, 'announced-twice', 'a'),
+	DolonTest::row_message($duplicate, 3));
 is_deeply(counters_risen($collector, $before, 2),
 	rises(received => 2, duplicate_runs => 1, stored_rows => 1),
 	'a run announced again later is counted as a duplicate');
@@ -373,8 +319,8 @@ SKIP:
 	  unless $collector->safe_psql('postgres', 'SHOW server_encoding') eq 'UTF8';
 	my $long_name = ("\xC3\xA9" x 64) . ('a' x 64);
 	my $long = new_uuid();
-	$before = collector_counters($collector);
-	send_all($to_collector, run_message($long, $long_name, 'a'));
+	$before = DolonTest::collector_counters($collector);
+	DolonTest::send_all($to_collector, DolonTest::run_message($long, $long_name, 'a'));
 	counters_risen($collector, $before, 1);
 	is( $collector->safe_psql('postgres',
 			"SELECT char_length(app_name) FROM dolon.tracing_run WHERE uuid = '$long'"),
@@ -382,8 +328,8 @@ SKIP:
 }
 
 # Malformed datagrams are logged, at most once a minute
-$before = collector_counters($collector);
-send_all($to_collector, ('not JSON') x 20);
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, ('not JSON') x 20);
 is(counters_risen($collector, $before, 20)->{malformed}, 20,
 	'20 more malformed datagrams are counted');
 like($collector->safe_psql('postgres', 'SELECT last_error FROM dolon.collector'),
@@ -394,17 +340,17 @@ my $reports = () = slurp_file($collector->logfile, $log_offset) =~ /dolon collec
 ok($reports >= 1 && $reports <= 2,
 	'the log reports malformed datagrams, at most once a minute: '
 	  . ($malformed + 20) . " datagrams, $reports lines");
-is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
+is(DolonTest::collector_counters($collector)->{pid}, $before->{pid}, 'the collector still runs, the same process');
 
 # A deeply nested datagram is malformed like any other: it costs the valid
 # datagrams of its batch nothing
 my $nested_run = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($nested_run, 'nested', 'a'));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($nested_run, 'nested', 'a'));
 counters_risen($collector, $before, 1);
-$before = collector_counters($collector);
-send_in_one_batch($collector, 'postgres', $to_collector, row_message($nested_run, 0),
-	row_message($nested_run, 1), '[' x 65_000, row_message($nested_run, 2));
+$before = DolonTest::collector_counters($collector);
+send_in_one_batch($collector, 'postgres', $to_collector, DolonTest::row_message($nested_run, 0),
+	DolonTest::row_message($nested_run, 1), '[' x 65_000, DolonTest::row_message($nested_run, 2));
 is_deeply(counters_risen($collector, $before, 4),
 	rises(received => 4, malformed => 1, stored_rows => 3),
 	'a datagram of 65,000 nested arrays is counted as malformed, the rows of its batch are stored');
@@ -430,11 +376,11 @@ my @nesting = (
 	[ '65 levels: 63 nested objects and an array',
 		qq("extra": ) . ('{"k": ' x 63) . '[1]' . ('}' x 63), 0 ]);
 my $levels = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($levels, 'levels', 'case'));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($levels, 'levels', 'case'));
 counters_risen($collector, $before, 1);
-$before = collector_counters($collector);
-send_all($to_collector, map { row_with($levels, $_, $nesting[$_][1]) } 0 .. $#nesting);
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, map { row_with($levels, $_, $nesting[$_][1]) } 0 .. $#nesting);
 my @kept = grep { $nesting[$_][2] } 0 .. $#nesting;
 is_deeply(counters_risen($collector, $before, scalar @nesting),
 	rises(received => scalar @nesting, stored_rows => scalar @kept,
@@ -451,8 +397,8 @@ foreach my $n (0 .. $#nesting)
 # A key given twice counts once, the last one, as JSON parsers do (and
 # mnemic's): the values of the two row_data are not put together
 my $twice = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($twice, 'twice', 'a'),
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($twice, 'twice', 'a'),
 	qq({"msg_type": "row", "row_data": [1], "row_data": [2], "uuid": "$twice"}));
 counters_risen($collector, $before, 2);
 is( $collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$twice'"),
@@ -461,8 +407,8 @@ is( $collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FR
 # Key order does not matter, extra keys are ignored, and the number of values
 # is not checked against the columns, as in mnemic
 my $loose = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($loose, 'loose', 'a'),
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($loose, 'loose', 'a'),
 	qq({"uuid": "$loose", "extra": {"k": [1, "s"]}, "row_data": [1, 2, 3], "msg_type": "row"}));
 counters_risen($collector, $before, 2);
 is($collector->safe_psql('postgres', "SELECT string_agg(row_data::text, ' ') FROM dolon.tracing_row WHERE uuid = '$loose'"),
@@ -481,9 +427,9 @@ foreach my $case (sort keys %rounding)
 {
 	my $uuid = new_uuid();
 	my @values = @{ $rounding{$case} };
-	$before = collector_counters($collector);
-	send_all($to_collector, run_message($uuid, 'rounding', map { "v$_" } 1 .. @values),
-		row_message($uuid, @values));
+	$before = DolonTest::collector_counters($collector);
+	DolonTest::send_all($to_collector, DolonTest::run_message($uuid, 'rounding', map { "v$_" } 1 .. @values),
+		DolonTest::row_message($uuid, @values));
 	counters_risen($collector, $before, 2);
 	is( $collector->safe_psql('postgres',
 			"SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
@@ -508,15 +454,15 @@ my @python = (
 	[ 'the tokens among zeros', '[0, NaN, 0, -Infinity, -0]', '{0,NaN,0,-Infinity,-0}' ],
 	[ 'the tokens across lines', "[\n NaN\n,\tInfinity\r\n]", '{NaN,Infinity}' ]);
 my $python_run = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($python_run, 'python', 'a', 'b'));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($python_run, 'python', 'a', 'b'));
 counters_risen($collector, $before, 1);
 foreach my $case (@python)
 {
 	my ($what, $row_data, $expected) = @$case;
 	my $uuid = new_uuid();
-	$before = collector_counters($collector);
-	send_all($to_collector, qq({"msg_type": "row", "row_data": $row_data, "uuid": "$uuid"}));
+	$before = DolonTest::collector_counters($collector);
+	DolonTest::send_all($to_collector, qq({"msg_type": "row", "row_data": $row_data, "uuid": "$uuid"}));
 	counters_risen($collector, $before, 1);
 	(my $shown = $row_data) =~ s/([\t\n\r])/sprintf('\\x%02x', ord $1)/ge;
 	is($collector->safe_psql('postgres', "SELECT row_data::text FROM dolon.tracing_row WHERE uuid = '$uuid'"),
@@ -525,9 +471,9 @@ foreach my $case (@python)
 # The tokens elsewhere: in a key the collector ignores they are valid, as
 # Python reads them; inside strings they are text
 my $elsewhere = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector,
-	run_message($elsewhere, 'NaN Infinity', 'NaN', '-Infinity'),
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector,
+	DolonTest::run_message($elsewhere, 'NaN Infinity', 'NaN', '-Infinity'),
 	qq({"msg_type": "row", "row_data": [1], "uuid": "$elsewhere", "extra": {"a": NaN, "b": [Infinity, -Infinity, "NaN"]}}));
 is_deeply(counters_risen($collector, $before, 2), rises(received => 2, stored_runs => 1, stored_rows => 1),
 	'the tokens in an ignored key, and in strings, are valid');
@@ -545,11 +491,11 @@ ok(eval { $empty->wait_for_log(qr/dolon collector is waiting for CREATE EXTENSIO
 	'the collector waiting for its extension says so in the log');
 $empty->safe_psql('postgres', 'CREATE DATABASE elsewhere');
 $empty->safe_psql('elsewhere', 'CREATE EXTENSION dolon');
-my $to_empty = sender($empty_port);
+my $to_empty = DolonTest::udp_sender($empty_port);
 
 # What it holds when it exits is counted as dropped; it starts again
 my $lost = new_uuid();
-send_all($to_empty, map { row_message($lost, $_) } 1 .. 3);
+DolonTest::send_all($to_empty, map { DolonTest::row_message($lost, $_) } 1 .. 3);
 ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '3';
@@ -558,7 +504,7 @@ ok( DolonTest::poll_until(
 is( $empty->safe_psql('elsewhere',
 		'SELECT waiting_for_extension, stored, malformed, dropped FROM dolon.collector'),
 	't|0|0|0', 'dolon.collector shows the collector waiting, holding them: none stored, none dropped');
-my $exited = collector_counters($empty, 'elsewhere')->{pid};
+my $exited = DolonTest::collector_counters($empty, 'elsewhere')->{pid};
 $empty->safe_psql('elsewhere', "SELECT pg_terminate_backend($exited)");
 ok( DolonTest::poll_until(
 		sub {
@@ -574,7 +520,7 @@ ok( DolonTest::poll_until(
 	'the collector starts again');
 
 my $early = new_uuid();
-send_all($to_empty, run_message($early, 'early', 'a'), map { row_message($early, $_) } 1 .. 4);
+DolonTest::send_all($to_empty, DolonTest::run_message($early, 'early', 'a'), map { DolonTest::row_message($early, $_) } 1 .. 4);
 ok( DolonTest::poll_until(
 		sub {
 			$empty->safe_psql('elsewhere', 'SELECT received FROM dolon.collector') eq '8';
@@ -590,7 +536,7 @@ my $flood = new_uuid();
 my $flood_sent = 0;
 foreach my $chunk (1 .. 50)
 {
-	send_all($to_empty, map { row_message($flood, $flood_sent + $_) } 0 .. 199);
+	DolonTest::send_all($to_empty, map { DolonTest::row_message($flood, $flood_sent + $_) } 0 .. 199);
 	$flood_sent += 200;
 	DolonTest::poll_until(
 		sub {
@@ -619,7 +565,7 @@ is( $empty->safe_psql('postgres',
 		"SELECT count(*), min(row_data[1]), max(row_data[1]) FROM dolon.tracing_row WHERE uuid = '$flood'"),
 	'8187|0|8186', '... and the first 8,187 rows of the flood, in the buffer with them');
 my $late = new_uuid();
-send_all($to_empty, run_message($late, 'late', 'a'), map { row_message($late, $_) } 1 .. 3);
+DolonTest::send_all($to_empty, DolonTest::run_message($late, 'late', 'a'), map { DolonTest::row_message($late, $_) } 1 .. 3);
 ok(DolonTest::poll_until(sub { count_rows($empty, $late) == 3 }),
 	'after CREATE EXTENSION dolon, the rows are stored');
 is( $empty->safe_psql('postgres',
@@ -637,14 +583,14 @@ $empty->restart;
 my $latin = new_uuid();
 ok( DolonTest::poll_until(
 		sub {
-			send_all($to_empty, run_message($latin, 'latin', 'a'));
+			DolonTest::send_all($to_empty, DolonTest::run_message($latin, 'latin', 'a'));
 			return $empty->safe_psql('latin',
 				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$latin'") eq '1';
 		}),
 	'the collector stores into a LATIN1 database');
-$before = collector_counters($empty, 'latin');
-send_in_one_batch($empty, 'latin', $to_empty, row_message($latin, 0),
-	row_message($latin, 1), run_message(new_uuid(), "\xE6\xBC\xA2", 'a'), row_message($latin, 2));
+$before = DolonTest::collector_counters($empty, 'latin');
+send_in_one_batch($empty, 'latin', $to_empty, DolonTest::row_message($latin, 0),
+	DolonTest::row_message($latin, 1), DolonTest::run_message(new_uuid(), "\xE6\xBC\xA2", 'a'), DolonTest::row_message($latin, 2));
 is_deeply(counters_risen($empty, $before, 4, 'latin'),
 	rises(received => 4, malformed => 1, stored_rows => 3),
 	'an app_name with a character LATIN1 lacks is malformed, the rows of its batch are stored');
@@ -657,11 +603,11 @@ is_deeply(counters_risen($empty, $before, 4, 'latin'),
 sub burst
 {
 	my ($uuid, $count, $after_sending) = @_;
-	my $before = collector_counters($collector);
+	my $before = DolonTest::collector_counters($collector);
 	my ($sent, $start) = (0, time);
 	while ($sent < $count && time - $start < 10)
 	{
-		send_all($to_collector, row_message($uuid, $sent, $sent / 2));
+		DolonTest::send_all($to_collector, DolonTest::row_message($uuid, $sent, $sent / 2));
 		$sent++;
 	}
 	my $seconds = time - $start;
@@ -701,8 +647,8 @@ sub burst
 }
 
 my $burst = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($burst, 'burst', 'n', 'half'));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($burst, 'burst', 'n', 'half'));
 counters_risen($collector, $before, 1);
 my ($sent, $risen, $lag) = burst($burst, 50_000);
 is($risen->{stored_rows} + $risen->{dropped}, $sent, "each of $sent rows is stored or counted as dropped");
@@ -724,8 +670,8 @@ is(count_rows($collector, $held), $risen->{stored_rows}, '... the rows counted a
 # The collector stopped (SIGSTOP) while a burst larger than its receive
 # buffer comes, then resumed: the drops show without any datagram after them
 my $stopped = new_uuid();
-$before = collector_counters($collector);
-send_all($to_collector, run_message($stopped, 'stopped', 'n', 'half'));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($stopped, 'stopped', 'n', 'half'));
 counters_risen($collector, $before, 1);
 kill 'STOP', $before->{pid};
 ($sent, $risen, $lag) = burst($stopped, 50_000, sub { kill 'CONT', $before->{pid}; });
@@ -736,7 +682,7 @@ ok(defined $lag && $lag <= 2, '... counted within 2 s of the collector catching 
 cmp_ok($risen->{dropped}, '>', 0, '... and the kernel dropped some');
 is($risen->{stored_rows}, $risen->{received}, '... every row received is stored');
 is(count_rows($collector, $stopped), $risen->{stored_rows}, '... and in dolon.tracing_row');
-is(collector_counters($collector)->{pid}, $before->{pid}, 'the collector went through the bursts');
+is(DolonTest::collector_counters($collector)->{pid}, $before->{pid}, 'the collector went through the bursts');
 
 # Reading back: the runs, a trace as rows, as CSV, as a sparkline, as SVG
 my ($ok, $out, $err) = try_sql($collector,
@@ -804,24 +750,24 @@ is($collector->safe_psql('postgres', "SELECT count(*) FROM dolon.tracing_run WHE
 # Retention: with dolon.collector_retention = 2s the old rows, then the
 # runs left without rows, are deleted; rows that just arrived stay
 my $old_rows = $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row');
-$before = collector_counters($collector);
+$before = DolonTest::collector_counters($collector);
 $collector->safe_psql('postgres',
 	"ALTER SYSTEM SET dolon.collector_retention = '2s'; SELECT pg_reload_conf()");
 ok( DolonTest::poll_until(
 		sub {
 			$collector->safe_psql('postgres',
 				"SELECT count(*) FROM dolon.tracing_row WHERE date_time < now() - interval '10 s'") eq '0'
-			  && collector_counters($collector)->{expired_rows} > $before->{expired_rows};
+			  && DolonTest::collector_counters($collector)->{expired_rows} > $before->{expired_rows};
 		}),
 	'with a retention of 2 s, old rows are deleted');
 ok(DolonTest::poll_until(sub { $collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_row') eq '0' }),
 	'all the rows, which are older than 2 s, are deleted');
-is(collector_counters($collector)->{expired_rows} - $before->{expired_rows}, $old_rows,
+is(DolonTest::collector_counters($collector)->{expired_rows} - $before->{expired_rows}, $old_rows,
 	"dolon.collector counts the $old_rows rows deleted");
 is($collector->safe_psql('postgres', 'SELECT count(*) FROM dolon.tracing_run'), '0',
 	'... and the runs left without rows are deleted too');
 my $fresh = new_uuid();
-send_all($to_collector, run_message($fresh, 'fresh', 'a'), row_message($fresh, 1));
+DolonTest::send_all($to_collector, DolonTest::run_message($fresh, 'fresh', 'a'), DolonTest::row_message($fresh, 1));
 ok(DolonTest::poll_until(sub { count_rows($collector, $fresh) == 1 }), 'a row arrives');
 my $arrived = $collector->safe_psql('postgres',
 	"SELECT date_time FROM dolon.tracing_row WHERE uuid = '$fresh'");
@@ -843,7 +789,7 @@ ok( DolonTest::poll_until(
 				"SELECT count(*) FROM dolon.tracing_run WHERE uuid = '$fresh'") eq '0';
 		}),
 	'... then its run');
-is(collector_counters($collector)->{pid}, $before->{pid}, 'the same collector ran all along');
+is(DolonTest::collector_counters($collector)->{pid}, $before->{pid}, 'the same collector ran all along');
 
 # A run or a row of more columns than dolon.collector_max_columns is refused
 $collector->append_conf('postgresql.conf', 'dolon.collector_max_columns = 5');
@@ -852,10 +798,10 @@ $collector->poll_query_until('postgres', 'SELECT current_setting($$dolon.collect
   or die 'the setting is not in force';
 my ($wide, $narrow) = (new_uuid(), new_uuid());
 my ($refused_before) = $collector->safe_psql('postgres', 'SELECT refused FROM dolon.collector');
-$before = collector_counters($collector);
-send_all($to_collector, run_message($wide, 'wide', map { "c$_" } 1 .. 6),
-	row_message($wide, 1 .. 6), run_message($narrow, 'narrow', map { "c$_" } 1 .. 5),
-	row_message($narrow, 1 .. 5));
+$before = DolonTest::collector_counters($collector);
+DolonTest::send_all($to_collector, DolonTest::run_message($wide, 'wide', map { "c$_" } 1 .. 6),
+	DolonTest::row_message($wide, 1 .. 6), DolonTest::run_message($narrow, 'narrow', map { "c$_" } 1 .. 5),
+	DolonTest::row_message($narrow, 1 .. 5));
 ok( DolonTest::poll_until(
 		sub {
 			$collector->safe_psql('postgres', 'SELECT refused FROM dolon.collector')
