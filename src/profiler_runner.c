@@ -589,7 +589,11 @@ dolon_runner_watch(DolonProfilerRunner *runner)
 
 /*
  * emit_log_hook of the runner: a message below ERROR raised by a profiler
- * says which profiler raised it, and is rate-limited.
+ * says which profiler raised it, and is rate-limited.  Messages at
+ * LOG_SERVER_ONLY are the server's own, for the administrator alone, even
+ * when they come during a call (the memory contexts that
+ * pg_log_backend_memory_contexts() asks for are logged at the next check
+ * for interrupts, inside the profiler): they are left whole.
  */
 static void
 runner_emit_log(ErrorData *edata)
@@ -600,7 +604,7 @@ runner_emit_log(ErrorData *edata)
 		prev_emit_log_hook(edata);
 
 	if (runner_calling == NULL || edata->elevel >= ERROR ||
-		!edata->output_to_server)
+		edata->elevel == LOG_SERVER_ONLY || !edata->output_to_server)
 		return;
 
 	if (!dolon_throttle_permits(&runner_message_throttle, &suppressed))

@@ -201,6 +201,18 @@ cmp_ok(time - $start, '<', 5, 'a reload applies while a profiler runs');
 is(scalar(grep { ($_->{row_data}[0] // 0) == 100 } @rows), 5,
 	'... and the tracer samples on while the profiler runs');
 
+# What the runner logs for the administrator is not a profiler's message:
+# its memory contexts, asked for while a profiler runs, are logged whole
+my $runner_pid = $node->safe_psql('postgres', q{
+	SELECT pid FROM pg_stat_activity
+	WHERE backend_type = 'dolon profiler runner' AND query LIKE '%sleepy%'});
+$log_offset = -s $node->logfile;
+$node->safe_psql('postgres', "SELECT pg_log_backend_memory_contexts($runner_pid)");
+ok($node->wait_for_log(qr/\[$runner_pid\] .*LOG:  Grand total: \d+ bytes/, $log_offset),
+	'the memory contexts of a runner, asked for while a profiler runs, are logged whole');
+unlike(slurp_file($node->logfile, $log_offset), qr/custom profiler app\.sleepy/,
+	'... and not as a message of the profiler');
+
 # A tracer started from SQL stops while its profiler swallows cancels
 $node->safe_psql('postgres', qq{
 	SELECT dolon.start_tracer('stubborn', '100ms', '127.0.0.1', ${\ $receiver->port },
