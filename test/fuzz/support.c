@@ -20,6 +20,8 @@
  * - lappend(), the one List function the parsers use.
  * - the database encoding, UTF-8, as in the tests; the conversions to
  *   another encoding are never reached then.
+ * - text values: only ever made here, in plain form (4-byte header, not
+ *   toasted), so that taking one apart is reading its header.
  * - SplitIdentifierString(), written to its contract in varlena.h: split at
  *   the separator outside double quotes, "" inside quotes is a quote,
  *   unquoted names trimmed, downcased (ASCII) and, as every identifier,
@@ -37,9 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "parser/scansup.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
@@ -304,6 +308,33 @@ pg_do_encoding_conversion_buf(Oid proc, int src_encoding, int dest_encoding,
 {
 	elog(FATAL, "no conversion to another encoding than UTF-8 here");
 	return 0;
+}
+
+/* Text values, in plain form only */
+struct varlena *
+pg_detoast_datum_packed(struct varlena *datum)
+{
+	if (VARATT_IS_EXTENDED(datum))
+		elog(FATAL, "only plain text values here");
+	return datum;
+}
+
+text *
+cstring_to_text_with_len(const char *s, int len)
+{
+	text	   *result = palloc(len + VARHDRSZ);
+
+	SET_VARSIZE(result, len + VARHDRSZ);
+	memcpy(VARDATA(result), s, len);
+	return result;
+}
+
+char *
+text_to_cstring(const text *t)
+{
+	text	   *plain = (text *) pg_detoast_datum_packed((struct varlena *) t);
+
+	return pnstrdup(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
 }
 
 /*
