@@ -9,7 +9,9 @@
  * check hooks, so it must not raise an error: it accepts the list or fills
  * in a failure with a message and a detail.  An accepted list has at least
  * one profiler, each a known built-in one or a function with a schema, both
- * names within NAMEDATALEN and not empty, none listed twice.
+ * names within NAMEDATALEN and not empty, none listed twice; its canonical
+ * text (dolon_profilers_text(), what a tracer's definition shows) parses
+ * back to the same list.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -34,6 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char	   *text = fuzz_input_string(data, size);
 	DolonProfilerList *list = NULL;
+	DolonProfilerList *again = NULL;
 	DolonFailure failure = {0};
 
 	if (!dolon_parse_profilers(text, &list, &failure))
@@ -65,6 +68,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					fuzz_finding("an accepted list has a profiler twice");
 			}
 		}
+		if (!dolon_parse_profilers(dolon_profilers_text(list), &again, &failure))
+			fuzz_finding("the canonical text of a list is refused");
+		if (!dolon_same_profilers(list, again))
+			fuzz_finding("the canonical text of a list parses to another list");
 	}
 
 	fuzz_reset_memory();

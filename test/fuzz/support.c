@@ -27,6 +27,11 @@
  *   unquoted names trimmed, downcased (ASCII) and, as every identifier,
  *   truncated to NAMEDATALEN - 1 bytes on a character boundary.
  *
+ * - quote_identifier(), to its contract in builtins.h: a name stays bare if
+ *   it is made of lowercase letters, digits and underscores, does not start
+ *   with a digit and is no keyword but an unreserved one; otherwise it is
+ *   double-quoted, its double quotes doubled.
+ *
  * The harnesses are linked with --gc-sections, so that the functions of
  * dolon's files that no harness reaches, and what they call, are left out.
  *
@@ -39,7 +44,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/keywords.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "nodes/pg_list.h"
 #include "parser/scansup.h"
@@ -335,6 +342,33 @@ text_to_cstring(const text *t)
 	text	   *plain = (text *) pg_detoast_datum_packed((struct varlena *) t);
 
 	return pnstrdup(VARDATA(plain), VARSIZE(plain) - VARHDRSZ);
+}
+
+const char *
+quote_identifier(const char *ident)
+{
+	bool		bare = (ident[0] >= 'a' && ident[0] <= 'z') || ident[0] == '_';
+	StringInfoData quoted;
+	int			keyword;
+
+	for (const char *c = ident; *c != '\0' && bare; c++)
+		bare = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_';
+	if (bare)
+	{
+		keyword = ScanKeywordLookup(ident, &ScanKeywords);
+		if (keyword < 0 || ScanKeywordCategories[keyword] == UNRESERVED_KEYWORD)
+			return ident;
+	}
+	initStringInfo(&quoted);
+	appendStringInfoChar(&quoted, '"');
+	for (const char *c = ident; *c != '\0'; c++)
+	{
+		if (*c == '"')
+			appendStringInfoChar(&quoted, '"');
+		appendStringInfoChar(&quoted, *c);
+	}
+	appendStringInfoChar(&quoted, '"');
+	return quoted.data;
 }
 
 /*
