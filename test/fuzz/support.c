@@ -26,14 +26,17 @@
  *   the separator outside double quotes, "" inside quotes is a quote,
  *   unquoted names trimmed, downcased (ASCII) and, as every identifier,
  *   truncated to NAMEDATALEN - 1 bytes on a character boundary.
- *
  * - quote_identifier(), to its contract in builtins.h: a name stays bare if
  *   it is made of lowercase letters, digits and underscores, does not start
  *   with a digit and is no keyword but an unreserved one; otherwise it is
  *   double-quoted, its double quotes doubled.
  *
- * The harnesses are linked with --gc-sections, so that the functions of
- * dolon's files that no harness reaches, and what they call, are left out.
+ * The harnesses are linked by lld with --gc-sections, so that the functions
+ * of dolon's files that no harness reaches are left out, and what only they
+ * call need not be defined.  But archive members are linked before that:
+ * a file compiled for a harness must not refer, even from such a function,
+ * to what only libpgcommon's fe_memutils.o defines (add_size(), pg_malloc()),
+ * which would bring in its own palloc() to clash with the one here.
  *
  * Copyright (c) 2026, the dolon authors
  *
