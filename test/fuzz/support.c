@@ -145,15 +145,6 @@ palloc0(Size size)
 	return pointer;
 }
 
-void *
-palloc_extended(Size size, int flags)
-{
-	void	   *pointer = palloc(size);
-
-	if (flags & MCXT_ALLOC_ZERO)
-		memset(pointer, 0, size);
-	return pointer;
-}
 
 void
 pfree(void *pointer)
@@ -236,17 +227,7 @@ errfinish(const char *filename, int lineno, const char *funcname)
 	abort();
 }
 
-int
-errcode(int sqlerrcode)
-{
-	return 0;
-}
 
-int
-errmsg(const char *fmt,...)
-{
-	return 0;
-}
 
 int
 errmsg_internal(const char *fmt,...)
@@ -254,23 +235,8 @@ errmsg_internal(const char *fmt,...)
 	return 0;
 }
 
-int
-errdetail(const char *fmt,...)
-{
-	return 0;
-}
 
-int
-errdetail_internal(const char *fmt,...)
-{
-	return 0;
-}
 
-int
-errhint(const char *fmt,...)
-{
-	return 0;
-}
 
 /* Lists: one cell more each time, in a block of its own */
 List *
@@ -297,11 +263,6 @@ GetDatabaseEncoding(void)
 	return PG_UTF8;
 }
 
-int
-pg_database_encoding_max_length(void)
-{
-	return pg_encoding_max_length(PG_UTF8);
-}
 
 Oid
 FindDefaultConversionProc(int32 for_encoding, int32 to_encoding)

@@ -20,7 +20,7 @@ extern void fuzz_reset_memory(void);
 extern char *fuzz_input_string(const uint8_t *data, size_t size);
 
 /* Stop the run with a finding: what the harness saw that is wrong */
-extern void fuzz_finding(const char *what) pg_attribute_noreturn();
+extern _Noreturn void fuzz_finding(const char *what);
 
 /* The entry point libFuzzer calls */
 extern int	LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
