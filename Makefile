@@ -47,3 +47,6 @@ prove_installcheck:
 override CFLAGS += -MMD -MP
 -include $(OBJS:.o=.d)
 EXTRA_CLEAN += $(OBJS:.o=.d)
+
+# make fuzz: the fuzzing harnesses of test/fuzz (clang, libFuzzer)
+include $(srcdir)/test/fuzz/fuzz.mk

@@ -58,7 +58,18 @@ ensure_dependencies() {
 	if [ -n "$installed_packages" ] && command -v pg_ctlcluster >/dev/null; then
 		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
 	fi
+	ensure_fuzz_packages
 	set_server_paths
+}
+
+# The fuzzing harnesses (make fuzz) need clang, lld, and clang's sanitizer
+# and fuzzer runtime, which Debian packages per version of clang as
+# libclang-rt-MAJOR-dev: the version of the clang installed says which.
+ensure_fuzz_packages() {
+	local major
+	ensure_packages clang lld
+	major=$(clang -dumpversion) || die "clang does not run"
+	ensure_packages "libclang-rt-${major%%.*}-dev"
 }
 
 # Install the packages named as arguments that are missing, when we are root;
