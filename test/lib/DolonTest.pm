@@ -66,6 +66,22 @@ sub new_node
 
 =pod
 
+=item sanitized()
+
+True when the servers run with AddressSanitizer preloaded (test/run
+--sanitize).  It keeps freed memory in quarantine rather than using it
+again, so a process's memory grows with what it frees: measures of memory
+growth mean nothing then.
+
+=cut
+
+sub sanitized
+{
+	return ($ENV{LD_PRELOAD} // '') =~ /libasan/;
+}
+
+=pod
+
 =item tracer_pid($node)
 
 The pid of the tracer worker as pg_stat_activity shows it, or '' if none.

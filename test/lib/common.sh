@@ -93,17 +93,72 @@ ensure_packages() {
 	installed_packages=$missing
 }
 
-# Build dolon and install it into the server's directories.
+# Build dolon and install it into the server's directories; the arguments
+# are further make variables.
 build_and_install() {
-	say "building and installing dolon"
+	say "building and installing dolon${*:+ with $*}"
 	# with_llvm=no: no JIT bitcode, which would need clang at build time
-	make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no >/dev/null ||
+	make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" >/dev/null ||
 		die "build failed"
 	if [ -w "$($PG_CONFIG --pkglibdir)" ]; then
-		make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no install >/dev/null
+		make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" install >/dev/null
 	else
-		sudo make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no install >/dev/null
+		sudo make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" install >/dev/null
 	fi || die "install failed"
+}
+
+# The flags of a build with AddressSanitizer and UndefinedBehaviorSanitizer:
+# any finding aborts the process, with the frames of dolon in its report
+SANITIZE_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+# Build dolon with the sanitizers, on a copy of the tree (so that this
+# tree's objects stay those of the normal build), and install it.  Sets
+# sanitizer_runtimes to the runtimes it is linked with, AddressSanitizer's
+# first: a server must be started with them in LD_PRELOAD to load it.
+build_and_install_sanitized() {
+	local copy
+	copy=$(mktemp -d /tmp/dolon-sanitized.XXXXXX)
+	tar -C "$top" --exclude=.git --exclude=tmp_check --exclude=results \
+		--exclude='*.o' --exclude='*.so' --exclude='*.bc' --exclude='src/*.d' \
+		-cf - . | tar -C "$copy" -xf -
+	# COPT goes to the compiler and to the linker, which links the runtimes
+	top=$copy build_and_install COPT="$SANITIZE_FLAGS"
+	sanitizer_runtimes=$(ldd "$copy/dolon.so" | awk '$1 ~ /^libasan/ { print $3 }
+		$1 ~ /^libubsan/ { ubsan = $3 } END { print ubsan }' | xargs)
+	rm -rf "$copy"
+	[ "$(wc -w <<<"$sanitizer_runtimes")" -eq 2 ] ||
+		die "the sanitized build is not linked with libasan and libubsan (ldd found: ${sanitizer_runtimes:-nothing})"
+}
+
+# Export the environment that makes every process started from here on,
+# the servers of the tests among them, run with the sanitizer runtimes $1
+# (a space-separated list, AddressSanitizer's first) preloaded and write
+# each report to a file $2/asan.PID or $2/ubsan.PID; a report aborts its
+# process.  test/lib/sanitizer-init.c, built into $2, is preloaded after
+# them: it initializes AddressSanitizer before the server's libraries.
+# No leak detection: palloc's memory contexts hide dolon's leaks from it,
+# and PostgreSQL and the test programs leave their allocations to the end of
+# each process on purpose, which it would report.
+sanitizer_environment() {
+	local runtimes=$1 dir=$2
+	gcc -shared -fPIC -Wl,-z,initfirst -o "$dir/sanitizer-init.so" "$top/test/lib/sanitizer-init.c" ||
+		die "could not build test/lib/sanitizer-init.c"
+	export LD_PRELOAD="${runtimes// /:}:$dir/sanitizer-init.so"
+	export ASAN_OPTIONS="log_path=$dir/asan:detect_leaks=0:abort_on_error=1:disable_coredump=1"
+	export UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1:halt_on_error=1:abort_on_error=1"
+}
+
+# Print the sanitizer reports written into directory $1; sets
+# sanitizer_report_count to their number
+sanitizer_reports() {
+	local dir=$1 report
+	sanitizer_report_count=0
+	for report in "$dir"/asan.* "$dir"/ubsan.*; do
+		[ -f "$report" ] || continue
+		say "sanitizer report $report"
+		cat "$report"
+		sanitizer_report_count=$((sanitizer_report_count + 1))
+	done
 }
 
 # PostgreSQL will not run as root.  When root, copy the tree where the
