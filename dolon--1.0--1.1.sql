@@ -27,6 +27,17 @@ END
 $$;
 
 --
+-- A tracer's custom profilers read with the rights of dolon.profiler_role
+-- only while the role that started it has them: each tracer records its
+-- starter.  Those started under 1.0 count as started by whoever updates.
+--
+ALTER TABLE tracer_definitions
+    ADD COLUMN started_by regrole NOT NULL DEFAULT current_user::regrole;
+
+COMMENT ON COLUMN tracer_definitions.started_by IS
+'the role that started the tracer: its custom profilers run only while it has the privileges of dolon.profiler_role';
+
+--
 -- The collector counts what it refuses: a new column, refused, before
 -- dropped.  Its function's columns change, so it and its view are made anew.
 --

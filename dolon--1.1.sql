@@ -108,11 +108,15 @@ CREATE TABLE tracer_definitions (
     host text NOT NULL CHECK (octet_length(host) BETWEEN 1 AND 255),
     port integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
     profilers text NOT NULL CHECK (octet_length(profilers) BETWEEN 1 AND 2047),
-    created timestamptz NOT NULL DEFAULT now()
+    created timestamptz NOT NULL DEFAULT now(),
+    started_by regrole NOT NULL DEFAULT current_user::regrole
 );
 
 COMMENT ON TABLE tracer_definitions IS
 'tracers started with dolon.start_tracer(), started again at server start';
+
+COMMENT ON COLUMN tracer_definitions.started_by IS
+'the role that started the tracer: its custom profilers run only while it has the privileges of dolon.profiler_role';
 
 SELECT pg_catalog.pg_extension_config_dump('tracer_definitions', '');
 

@@ -10,8 +10,9 @@
 # shows: the profiled functions, dolon.tracer_definitions,
 # postgresql.auto.conf.  The matrix must name every member of the
 # extension, its schema and every dolon.* setting of pg_settings, and
-# nothing else.  Also: starting a tracer with custom profilers needs the
-# profiler role's privileges; no SECURITY DEFINER function without a pinned
+# nothing else.  Also: a tracer with custom profilers needs its starter to
+# have the profiler role's privileges, when it starts, at each sample and
+# after a restart; no SECURITY DEFINER function without a pinned
 # search_path; CREATE EXTENSION and ALTER EXTENSION UPDATE refuse a schema
 # dolon that a role other than a superuser owns.
 use strict;
@@ -282,6 +283,55 @@ is(outcome('admin_profiler', $custom), '',
 is($node->safe_psql('postgres', "$recorded 'custom'"), '1', 'its tracer is recorded');
 $node->safe_psql('postgres', q{SELECT dolon.stop_tracer('custom')});
 
+# ... and keeps needing them: a tracer never reads with rights its starter
+# lacks, also once dolon.profiler_role names a role of more rights.  The
+# profiler role may not read public.secret; reader may.
+$node->safe_psql('postgres', q{
+	CREATE ROLE reader;
+	CREATE TABLE public.secret (v integer);
+	INSERT INTO public.secret VALUES (1), (2), (3);
+	REVOKE ALL ON public.secret FROM PUBLIC;
+	GRANT SELECT ON public.secret TO reader;
+	CREATE FUNCTION public.secret_count() RETURNS bigint
+	  LANGUAGE sql AS 'SELECT count(*) FROM public.secret';
+});
+my $leak_receiver = DolonTest::Receiver->new;
+my $leak_port = $leak_receiver->port;
+is(outcome('admin_profiler', "SELECT dolon.start_tracer('leak', '100ms', '127.0.0.1', $leak_port, 'public.secret_count')"),
+	'', 'a member of dolon_admin and of the profiler role starts a tracer reading public.secret');
+my $leak_run = $leak_receiver->wait_for_run('leak');
+is($leak_receiver->wait_for_row($leak_run->{uuid})->{row_data}[0], undef,
+	'its profiler, run as the profiler role, cannot read public.secret');
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres', q{
+	ALTER SYSTEM SET dolon.profiler_role = 'reader';
+	SELECT pg_reload_conf();
+});
+my $why = qr/DETAIL:  Role "admin_profiler", which started the tracer, does not have the privileges of role "reader" of dolon\.profiler_role\./;
+my $leaked = 0;
+DolonTest::poll_until(sub {
+	$leaked ||= grep { defined $_->{row_data}[0] } $leak_receiver->rows_arrived($leak_run->{uuid});
+	return $leaked || slurp_file($node->logfile, $log_offset) =~ $why;
+});
+$leak_receiver->wait_for_row($leak_run->{uuid}) foreach 1 .. 3;
+$leaked ||= grep { defined $_->{row_data}[0] } $leak_receiver->rows_arrived($leak_run->{uuid});
+ok(!$leaked, 'once dolon.profiler_role names a role its starter is no member of, it reads nothing');
+like(slurp_file($node->logfile, $log_offset), $why, 'and the tracer says why');
+# After a restart, its row fails the checks of start_tracer
+$log_offset = -s $node->logfile;
+$node->restart;
+$node->wait_for_log(qr/dolon does not run some tracers of dolon.tracer_definitions/, $log_offset);
+like(slurp_file($node->logfile, $log_offset),
+	qr/tracer "leak": permission denied to start tracer "leak" with custom profilers Role "admin_profiler", which started the tracer, does not have the privileges of role "reader"/,
+	'after a restart, the tracer is not started again, saying why');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM dolon.tracers WHERE tracer_name = 'leak'}),
+	'0', 'and it does not run');
+$node->safe_psql('postgres', q{
+	SELECT dolon.stop_tracer('leak');
+	ALTER SYSTEM RESET dolon.profiler_role;
+	SELECT pg_reload_conf();
+});
+
 is($node->safe_psql('postgres', q{
 	SELECT pg_catalog.string_agg(p.oid::pg_catalog.regprocedure::text, ', ')
 	FROM pg_catalog.pg_proc p, pg_catalog.pg_depend d, pg_catalog.pg_extension e
@@ -319,6 +369,9 @@ DolonTest::check_log_clean($node, allow => [
 	qr/^cannot (?:insert into|update|delete from) view "\w+"$/,
 	qr/^cannot insert into column "uuid" of view "tracing_r(?:un|ow)"$/,
 	qr/^permission denied to start tracer "custom" with custom profilers$/,
+	qr/^dolon tracer "leak": profiler public\.secret_count: permission denied for table secret$/,
+	qr/^dolon tracer "leak" does not run its custom profilers$/,
+	qr/^dolon does not run some tracers of dolon\.tracer_definitions$/,
 	qr/^schema "dolon" must be owned by a superuser$/ ]);
 
 done_testing();
