@@ -4,6 +4,40 @@
 \echo Use "ALTER EXTENSION dolon UPDATE TO '1.1'" to load this file. \quit
 
 --
+-- The schema dolon must be a superuser's: its owner could rename it and put
+-- tables of its own, with triggers, where dolon's workers and functions
+-- write and read as a superuser.
+--
+DO $$
+DECLARE
+  owner pg_catalog.name;
+BEGIN
+  SELECT r.rolname INTO owner
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+  WHERE n.oid = '@extschema@'::pg_catalog.regnamespace AND NOT r.rolsuper;
+  IF FOUND THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = 'schema "@extschema@" must be owned by a superuser',
+      DETAIL = pg_catalog.format('Its owner, role %I, could put objects of its own where dolon writes as a superuser.', owner),
+      HINT = 'Drop or rename the schema, or make the current user its owner: ALTER SCHEMA @extschema@ OWNER TO CURRENT_USER.';
+  END IF;
+END
+$$;
+
+--
+-- A tracer's custom profilers read with the rights of dolon.profiler_role
+-- only while the role that started it has them: each tracer records its
+-- starter.  Those started under 1.0 count as started by whoever updates.
+--
+ALTER TABLE tracer_definitions
+    ADD COLUMN started_by regrole NOT NULL DEFAULT current_user::regrole;
+
+COMMENT ON COLUMN tracer_definitions.started_by IS
+'the role that started the tracer: its custom profilers run only while it has the privileges of dolon.profiler_role';
+
+--
 -- The collector counts what it refuses: a new column, refused, before
 -- dropped.  Its function's columns change, so it and its view are made anew.
 --

@@ -4,6 +4,29 @@
 \echo Use "CREATE EXTENSION dolon" to load this file. \quit
 
 --
+-- The schema dolon must be a superuser's: its owner could rename it and put
+-- tables of its own, with triggers, where dolon's workers and functions
+-- write and read as a superuser.
+--
+DO $$
+DECLARE
+  owner pg_catalog.name;
+BEGIN
+  SELECT r.rolname INTO owner
+  FROM pg_catalog.pg_namespace n
+  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+  WHERE n.oid = '@extschema@'::pg_catalog.regnamespace AND NOT r.rolsuper;
+  IF FOUND THEN
+    RAISE EXCEPTION USING
+      ERRCODE = 'insufficient_privilege',
+      MESSAGE = 'schema "@extschema@" must be owned by a superuser',
+      DETAIL = pg_catalog.format('Its owner, role %I, could put objects of its own where dolon writes as a superuser.', owner),
+      HINT = 'Drop or rename the schema, or make the current user its owner: ALTER SCHEMA @extschema@ OWNER TO CURRENT_USER.';
+  END IF;
+END
+$$;
+
+--
 -- The role allowed to change what is traced: start and stop tracers,
 -- profile functions.  Roles belong to the cluster, not to the extension:
 -- it may exist already, from another database, and outlives DROP EXTENSION.
@@ -85,11 +108,15 @@ CREATE TABLE tracer_definitions (
     host text NOT NULL CHECK (octet_length(host) BETWEEN 1 AND 255),
     port integer NOT NULL CHECK (port BETWEEN 1 AND 65535),
     profilers text NOT NULL CHECK (octet_length(profilers) BETWEEN 1 AND 2047),
-    created timestamptz NOT NULL DEFAULT now()
+    created timestamptz NOT NULL DEFAULT now(),
+    started_by regrole NOT NULL DEFAULT current_user::regrole
 );
 
 COMMENT ON TABLE tracer_definitions IS
 'tracers started with dolon.start_tracer(), started again at server start';
+
+COMMENT ON COLUMN tracer_definitions.started_by IS
+'the role that started the tracer: its custom profilers run only while it has the privileges of dolon.profiler_role';
 
 SELECT pg_catalog.pg_extension_config_dump('tracer_definitions', '');
 

@@ -121,15 +121,21 @@ dolon_check_profiler_function(const DolonProfilerSpec *spec, Oid *function,
 }
 
 /*
- * The role that custom profilers run as, named by dolon.profiler_role.
- * Returns InvalidOid, with the failure, if it is not set, does not exist or
- * is a superuser.  Needs a transaction.
+ * The role that the custom profilers of a tracer run as, named by
+ * dolon.profiler_role.  Returns InvalidOid, with the failure, if it is not
+ * set, does not exist or is a superuser, or if started_by, the role that
+ * started the tracer from SQL (InvalidOid for the configured tracer), does
+ * not have its privileges: a tracer sends what its profilers read to a host
+ * its starter chose, so they never read with rights the starter lacks, also
+ * once the setting names another role.  Needs a transaction.
  */
 Oid
-dolon_profiler_role_oid(const char *role_name, DolonFailure *failure)
+dolon_profiler_role_oid(const char *role_name, Oid started_by,
+						DolonFailure *failure)
 {
 	Oid			role = InvalidOid;
 	char	   *detail = NULL;
+	char	   *starter;
 
 	if (role_name == NULL || role_name[0] == '\0')
 		detail = pstrdup("dolon.profiler_role is not set.");
@@ -143,11 +149,25 @@ dolon_profiler_role_oid(const char *role_name, DolonFailure *failure)
 			detail = psprintf("Role \"%s\" of dolon.profiler_role is a superuser.",
 							  role_name);
 	}
-	if (detail == NULL)
+	if (detail != NULL)
+	{
+		dolon_set_failure(failure, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+						  pstrdup("custom profilers cannot run"), detail,
+						  pstrdup("Set dolon.profiler_role to a role that is not a superuser."));
+		return InvalidOid;
+	}
+	if (!OidIsValid(started_by) || has_privs_of_role(started_by, role))
 		return role;
-	dolon_set_failure(failure, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-					  pstrdup("custom profilers cannot run"), detail,
-					  pstrdup("Set dolon.profiler_role to a role that is not a superuser."));
+	starter = GetUserNameFromId(started_by, true);
+	dolon_set_failure(failure, ERRCODE_INSUFFICIENT_PRIVILEGE,
+					  pstrdup("custom profilers cannot run"),
+					  starter != NULL ?
+					  psprintf("Role \"%s\", which started the tracer, does not have the privileges of role \"%s\" of dolon.profiler_role.",
+							   starter, role_name) :
+					  psprintf("Role %u, which started the tracer, no longer exists.",
+							   started_by),
+					  psprintf("Only superusers and members of \"%s\" may run tracers with custom profilers.",
+							   role_name));
 	return InvalidOid;
 }
 

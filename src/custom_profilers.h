@@ -15,7 +15,7 @@
 extern bool dolon_check_profiler_function(const DolonProfilerSpec *spec,
 										  Oid *function, Oid *result_type,
 										  DolonFailure *failure);
-extern Oid	dolon_profiler_role_oid(const char *role_name,
+extern Oid	dolon_profiler_role_oid(const char *role_name, Oid started_by,
 									DolonFailure *failure);
 extern char *dolon_profiler_name(const DolonProfilerSpec *spec);
 extern bool dolon_call_profiler(const DolonProfilerSpec *spec, Oid role,

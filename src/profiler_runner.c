@@ -140,6 +140,7 @@ dolon_runner_shmem_init(int max_tracers)
 /* The runner's own state */
 static DolonProfilerExchange *runner_exchange = NULL;
 static char runner_tracer_name[DOLON_MAX_TRACER_NAME_BYTES];
+static Oid	runner_started_by;	/* the tracer's starter, or InvalidOid */
 static const char *runner_calling = NULL;	/* the profiler being called */
 static DolonLogThrottle runner_message_throttle;
 static emit_log_hook_type prev_emit_log_hook = NULL;
@@ -699,6 +700,7 @@ round_step(void *arg)
 	RunnerRound *round = (RunnerRound *) arg;
 	DolonFailure role_failure;
 	Oid			role = dolon_profiler_role_oid(dolon_profiler_role,
+											   runner_started_by,
 											   &role_failure);
 	int			i;
 
@@ -813,6 +815,7 @@ dolon_profiler_runner_main(Datum main_arg)
 		proc_exit(0);
 	LWLockAcquire(dolon_shared->lock, LW_SHARED);
 	strlcpy(runner_tracer_name, slot->name, sizeof(runner_tracer_name));
+	runner_started_by = slot->started_by;
 	LWLockRelease(dolon_shared->lock);
 
 	runner_exchange = &exchanges[slot_index];

@@ -210,6 +210,7 @@ typedef struct TracerDefinition
 	const char *host;
 	int			port;
 	char	   *profilers;		/* canonical text */
+	Oid			started_by;		/* the role whose rights it reads with */
 } TracerDefinition;
 
 /*
@@ -264,6 +265,7 @@ launch(const TracerDefinition *definition, const pg_uuid_t *first_run_uuid,
 	slot->port = definition->port;
 	slot->frequency_ms = definition->frequency_ms;
 	strlcpy(slot->profilers, definition->profilers, sizeof(slot->profilers));
+	slot->started_by = definition->started_by;
 	slot->first_run_uuid = *first_run_uuid;
 	slot->start_xid = start_xid;
 	slot->record_xid = start_xid;
@@ -364,29 +366,25 @@ check_definition(TracerDefinition *definition, bool check_usable)
 
 		/*
 		 * Custom profilers must name usable functions, run by a fit role
-		 * whose rights the caller has: a tracer sends what they read to
-		 * the caller's choice of host.
+		 * whose rights the tracer's starter has: a tracer sends what they
+		 * read to the starter's choice of host.
 		 */
 		if (check_usable)
 		{
 			(void) dolon_build_columns(profilers, true);
 			if (dolon_has_custom_profilers(profilers))
 			{
-				role = dolon_profiler_role_oid(dolon_profiler_role, &failure);
+				role = dolon_profiler_role_oid(dolon_profiler_role,
+											   definition->started_by,
+											   &failure);
 				if (!OidIsValid(role))
 				{
-					failure.message = psprintf("tracer \"%s\" has custom profilers, which cannot run",
-											   name);
+					failure.message =
+						failure.sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ?
+						psprintf("permission denied to start tracer \"%s\" with custom profilers", name) :
+						psprintf("tracer \"%s\" has custom profilers, which cannot run", name);
 					dolon_report_failure(ERROR, &failure);
 				}
-				if (!has_privs_of_role(GetUserId(), role))
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("permission denied to start tracer \"%s\" with custom profilers", name),
-							 errdetail("Its custom profilers run as role \"%s\" of dolon.profiler_role, whose privileges the current user does not have.",
-									   dolon_profiler_role),
-							 errhint("Only superusers and members of \"%s\" may start tracers with custom profilers.",
-									 dolon_profiler_role)));
 			}
 		}
 		definition->profilers = dolon_profilers_text(profilers);
@@ -456,8 +454,9 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 		"tracer_name", "frequency", "host", "port", "profilers"
 	};
 	TracerDefinition definition;
-	Datum		row[5];
-	Oid			row_types[5] = {TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID};
+	Datum		row[6];
+	Oid			row_types[6] = {TEXTOID, INT4OID, TEXTOID, INT4OID, TEXTOID,
+	REGROLEOID};
 	pg_uuid_t  *uuid;
 	int			null_position;
 	int			i;
@@ -483,6 +482,7 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("invalid profilers for tracer \"%s\"", definition.name),
 				 errdetail("Profiler %d is null.", null_position)));
+	definition.started_by = GetUserId();
 	check_definition(&definition, true);
 
 	/* Record it; the unique key on the name catches a concurrent twin */
@@ -498,10 +498,11 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	row[2] = CStringGetTextDatum(definition.host);
 	row[3] = Int32GetDatum(definition.port);
 	row[4] = CStringGetTextDatum(definition.profilers);
+	row[5] = ObjectIdGetDatum(definition.started_by);
 	(void) write_definitions("INSERT INTO dolon.tracer_definitions "
-							 "(tracer_name, frequency_ms, host, port, profilers) "
-							 "VALUES ($1, $2, $3, $4, $5)",
-							 SPI_OK_INSERT, 5, row_types, row);
+							 "(tracer_name, frequency_ms, host, port, profilers, started_by) "
+							 "VALUES ($1, $2, $3, $4, $5, $6)",
+							 SPI_OK_INSERT, 6, row_types, row);
 
 	/* The subtransaction's: a start rolled back to a savepoint is none */
 	uuid = palloc(sizeof(pg_uuid_t));
@@ -647,7 +648,8 @@ restore_row(void *arg)
 			running->frequency_ms == definition->frequency_ms &&
 			strcmp(running->host, definition->host) == 0 &&
 			running->port == definition->port &&
-			strcmp(running->profilers, definition->profilers) == 0;
+			strcmp(running->profilers, definition->profilers) == 0 &&
+			running->started_by == definition->started_by;
 		if (row->recorded[slot])
 			running->record_xid = InvalidTransactionId;
 	}
@@ -698,7 +700,8 @@ dolon_restore_tracers(void)
 	/* A lock someone holds on the table must not hold the tracer long */
 	(void) set_config_option("lock_timeout", "1s", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_LOCAL, true, 0, false);
-	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers, xmax "
+	if (SPI_execute("SELECT tracer_name, frequency_ms, host, port, profilers, "
+					"started_by, xmax "
 					"FROM dolon.tracer_definitions ORDER BY tracer_name",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read dolon.tracer_definitions");
@@ -718,7 +721,8 @@ dolon_restore_tracers(void)
 		definition.host = SPI_getvalue(tuple, desc, 3);
 		definition.port = DatumGetInt32(SPI_getbinval(tuple, desc, 4, &isnull));
 		definition.profilers = SPI_getvalue(tuple, desc, 5);
-		xmax = DatumGetTransactionId(SPI_getbinval(tuple, desc, 6, &isnull));
+		definition.started_by = DatumGetObjectId(SPI_getbinval(tuple, desc, 6, &isnull));
+		xmax = DatumGetTransactionId(SPI_getbinval(tuple, desc, 7, &isnull));
 
 		row.definition = &definition;
 		row.xmax = xmax;

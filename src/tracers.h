@@ -58,6 +58,7 @@ typedef struct DolonTracerSlot
 	int			port;
 	int			frequency_ms;
 	char		profilers[DOLON_MAX_PROFILERS_BYTES];
+	Oid			started_by;		/* InvalidOid for the configured tracer */
 	pg_uuid_t	first_run_uuid;
 	TransactionId start_xid;	/* the worker waits for it to commit */
 	TransactionId record_xid;	/* wrote its row; invalid once it is seen */

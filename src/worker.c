@@ -102,6 +102,7 @@ typedef struct Tracer
 	char	   *host;
 	int			port;
 	int			frequency_ms;
+	Oid			started_by;		/* InvalidOid for the configured tracer */
 
 	/* The current run, allocated in run_context */
 	MemoryContext run_context;
@@ -232,6 +233,7 @@ load_started_tracer(Tracer *tracer)
 	tracer->host = MemoryContextStrdup(TopMemoryContext, slot->host);
 	tracer->port = slot->port;
 	tracer->frequency_ms = slot->frequency_ms;
+	tracer->started_by = slot->started_by;
 	strlcpy(profilers, slot->profilers, sizeof(profilers));
 	start_xid = slot->start_xid;
 	LWLockRelease(dolon_shared->lock);
@@ -604,8 +606,9 @@ start_run(Tracer *tracer)
 }
 
 /*
- * Can the custom profilers run?  Not without a fit dolon.profiler_role: a
- * warning says so.  Needs a transaction.
+ * Can the custom profilers run?  Not without a fit dolon.profiler_role
+ * whose privileges the tracer's starter has: a warning says so.  Needs a
+ * transaction.
  */
 static bool
 custom_profilers_can_run(Tracer *tracer)
@@ -615,7 +618,8 @@ custom_profilers_can_run(Tracer *tracer)
 
 	if (!dolon_has_custom_profilers(tracer->profilers))
 		return false;
-	if (OidIsValid(dolon_profiler_role_oid(dolon_profiler_role, &failure)))
+	if (OidIsValid(dolon_profiler_role_oid(dolon_profiler_role,
+										   tracer->started_by, &failure)))
 		return true;
 	if (dolon_throttle_permits(&tracer->role_throttle, &suppressed))
 	{
