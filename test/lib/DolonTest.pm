@@ -122,7 +122,8 @@ sub poll_until
 =item check_log_clean($node[, killed => \@pids][, allow => \@patterns])
 
 Two checks of the whole server log of $node.  The first passes if it shows
-no crash: no process terminated by a signal, no PANIC, no abnormal exit;
+no crash: no process terminated by a signal, no PANIC, no abnormal exit, no
+sanitizer report;
 the processes in @pids were killed by the test on purpose (SIGKILL).  The
 second passes if every message of severity ERROR, WARNING or FATAL matches
 one of @patterns (regular expressions, matched against the message after
@@ -134,6 +135,12 @@ when the test killed a process (which makes the server restart), the
 refusals of connections tried while the server recovers from that crash.
 
 =cut
+
+# What AddressSanitizer and UndefinedBehaviorSanitizer write to a process's
+# standard error, the server log, when they find a fault (test/run
+# --sanitize): UndefinedBehaviorSanitizer's report ends its process with
+# exit code 1, which a background worker also uses to be restarted
+our $sanitizer_report = qr/: runtime error: |==[0-9]+==ERROR: [A-Za-z]+Sanitizer/;
 
 sub check_log_clean
 {
@@ -149,7 +156,7 @@ sub check_log_clean
 	  PostgreSQL::Test::Utils::slurp_file($node->logfile);
 
 	my @crashes = grep {
-		/terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception/
+		/terminated by signal|PANIC|exited with exit code [2-9]|was terminated by exception|$DolonTest::sanitizer_report/
 	} @lines;
 	foreach my $pid (@killed)
 	{
