@@ -91,12 +91,19 @@ $node->safe_psql('postgres', q{
 $node->safe_psql('postgres', "SELECT dolon.start_tracer('kept', '1s', '127.0.0.1', $port, 'idle')");
 
 # What exists: every member of the extension, its schema, every dolon.*
-# setting, as "kind name" the way the matrix names them
+# setting, as "kind name" the way the matrix names them.  From PostgreSQL
+# 17 on, the row type of each table and view (and its array type) is a
+# member too: it goes with its relation, whose row covers it.
 my %exists = map { $_ => 1 } split /\n/, $node->safe_psql('postgres', q{
 	SELECT pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
 	FROM pg_catalog.pg_depend d, pg_catalog.pg_extension e
 	WHERE e.extname = 'dolon' AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
 	  AND d.refobjid = e.oid AND d.deptype = 'e'
+	  AND NOT EXISTS (
+		SELECT FROM pg_catalog.pg_type t
+		  LEFT JOIN pg_catalog.pg_type element ON element.oid = t.typelem
+		WHERE d.classid = 'pg_catalog.pg_type'::pg_catalog.regclass AND t.oid = d.objid
+		  AND (t.typrelid <> 0 OR element.typrelid <> 0))
 	UNION ALL
 	SELECT 'schema ' || e.extnamespace::pg_catalog.regnamespace
 	FROM pg_catalog.pg_extension e WHERE e.extname = 'dolon'
