@@ -56,6 +56,9 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"			/* a header of its own from 16 on */
+#endif
 
 #include "support.h"
 
