@@ -163,4 +163,24 @@ dolon_make_json_lexer(char *json, int length, int encoding, bool need_escapes)
 #endif
 }
 
+/*
+ * Free a lexer made by dolon_make_json_lexer(), with what it allocated.  17
+ * added freeJsonLexContext(); before it, the lexer and its string buffer
+ * are freed one by one.
+ */
+static inline void
+dolon_free_json_lexer(JsonLexContext *lex)
+{
+#if PG_VERSION_NUM >= 170000
+	freeJsonLexContext(lex);
+#else
+	if (lex->strval != NULL)
+	{
+		pfree(lex->strval->data);
+		pfree(lex->strval);
+	}
+	pfree(lex);
+#endif
+}
+
 #endif							/* DOLON_COMPAT_H */

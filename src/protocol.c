@@ -721,6 +721,9 @@ mnemic_decode(char *data, int length, MnemicMessage *message)
 	lex = dolon_make_json_lexer(data, length, PG_UTF8, true);
 	state.lex = lex;
 	error = pg_parse_json(lex, &actions);
+	/* what the lexer allocated is freed at once, wherever it came from */
+	dolon_free_json_lexer(lex);
+	state.lex = NULL;
 	if (error != JSON_SUCCESS)
 		return "the datagram is not JSON";
 	if (state.problem != NULL)
