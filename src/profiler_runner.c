@@ -14,8 +14,8 @@
  * DolonProfilerExchange in shared memory and sets its latch; the runner
  * answers each call as it ends and the round when it is over, and sets the
  * tracer's latch.  The tracer waits for the round at most
- * dolon.profiler_timeout a call and half its interval (see worker.c),
- * responsive all along, and sends the row with the values that came; a
+ * dolon.profiler_timeout a call and three quarters of its interval (see
+ * worker.c), responsive all along, and sends the row with the values that came; a
  * round still under way at the next sample leaves that sample's custom
  * values null.
  *

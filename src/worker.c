@@ -35,8 +35,8 @@
  * (rate-limited), the row is sent with nulls, and the worker goes on.  The
  * tracer never runs custom profilers itself: its profiler runner does, and
  * the tracer waits for their values at most dolon.profiler_timeout a call,
- * and at most half its interval, so that its rows keep their schedule
- * whatever the profilers do (see profiler_runner.c).
+ * and at most three quarters of its interval, so that its rows keep their
+ * schedule whatever the profilers do (see profiler_runner.c).
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -718,8 +718,9 @@ wait_for_runner(Tracer *tracer, long timeout)
 
 /*
  * Have the runner call the custom profilers, and wait for their values at
- * most dolon.profiler_timeout a call, and never past half the interval
- * after the sample was due: a round of several slow calls would otherwise
+ * most dolon.profiler_timeout a call, and never past three quarters of the
+ * interval after the sample was due (the rest is for the sample and its
+ * send, before the next one is due): a round of several slow calls would otherwise
  * hold the row past the next sample's time, and the schedule would lose
  * the samples in between.  The calls left go on in the runner, and the
  * next samples go out without custom values until the round is over.  The
@@ -731,7 +732,7 @@ run_custom_profilers(Tracer *tracer, int *failures, char *error)
 {
 	TimestampTz started = GetCurrentTimestamp();
 	TimestampTz latest = TimestampTzPlusMilliseconds(tracer->next_sample,
-													 tracer->frequency_ms / 2);
+													 tracer->frequency_ms * 3 / 4);
 
 	/* A runner that is starting is waited for, as its calls would be */
 	dolon_runner_start_round(&tracer->runner, tracer->columns);
