@@ -9,6 +9,7 @@ OBJS = \
 	src/functions.o \
 	src/guc.o \
 	src/host.o \
+	src/metrics_exposition.o \
 	src/profiler_runner.o \
 	src/profilers.o \
 	src/render.o \
