@@ -9,7 +9,6 @@ OBJS = \
 	src/functions.o \
 	src/guc.o \
 	src/host.o \
-	src/metrics_exposition.o \
 	src/profiler_runner.o \
 	src/profilers.o \
 	src/render.o \
