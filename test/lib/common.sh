@@ -100,11 +100,16 @@ build_and_install() {
 	# with_llvm=no: no JIT bitcode, which would need clang at build time
 	make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" >/dev/null ||
 		die "build failed"
-	if [ -w "$($PG_CONFIG --pkglibdir)" ]; then
-		make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" install >/dev/null
-	else
-		sudo make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" install >/dev/null
-	fi || die "install failed"
+	local sudo="" script
+	[ -w "$($PG_CONFIG --pkglibdir)" ] || sudo=sudo
+	# The scripts of versions this tree does not have, installed from
+	# another tree, would be offered as versions of dolon: removed, so that
+	# the tests see the versions this tree installs and no others
+	for script in "$($PG_CONFIG --sharedir)"/extension/dolon--*.sql; do
+		[ -e "$script" ] && [ ! -e "$top/${script##*/}" ] && $sudo rm -f "$script"
+	done
+	$sudo make -C "$top" -s PG_CONFIG="$PG_CONFIG" with_llvm=no "$@" install >/dev/null ||
+		die "install failed"
 }
 
 # The flags of a build with AddressSanitizer and UndefinedBehaviorSanitizer:
