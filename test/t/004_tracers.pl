@@ -120,6 +120,22 @@ ok(defined $slow->wait_for_run('slow'), 'after another restart the slow tracer r
 $fast->drain;
 is($fast->next_message(2), undef, '... and the stopped one stays stopped');
 
+# Stopped and started again at once under its name, in two statements: the
+# new tracer waits for the old one to leave its slot, and runs
+my $slow_pid = $node->safe_psql('postgres', "SELECT pid FROM dolon.tracers WHERE tracer_name = 'slow'");
+my ($rc, $restarted, $err) = $node->psql('postgres',
+	"SELECT dolon.stop_tracer('slow');\n"
+	  . "SELECT dolon.start_tracer('slow', '500ms', '127.0.0.1', " . $slow->port . ", 'count_db_connections')");
+is($rc, 0, 'a tracer stopped and started again at once under its name starts')
+  or diag($err);
+my $new_uuid = (split /\n/, $restarted)[-1];
+my $slow_again = $slow->wait_for(
+	sub { $_[0]->{msg_type} eq 'row' && $_[0]->{uuid} eq $new_uuid },
+	"a row of the run $new_uuid");
+ok(defined $slow_again, '... and sends rows of the run its start returned');
+isnt($node->safe_psql('postgres', "SELECT pid FROM dolon.tracers WHERE tracer_name = 'slow'"),
+	$slow_pid, '... in a worker of its own');
+
 $node->stop;
 DolonTest::check_log_clean($node,
 	killed => [$victim],
