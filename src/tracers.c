@@ -40,6 +40,7 @@
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
@@ -68,6 +69,9 @@ DolonSharedState *dolon_shared = NULL;
 
 /* Seconds before the postmaster restarts a tracer that exited on an error */
 #define DOLON_TRACER_RESTART_SECONDS 5
+
+/* How long dolon.start_tracer() waits for a stopped namesake to leave */
+#define DOLON_LEAVING_WAIT_MS 5000
 
 /* Number of columns of dolon.tracer_states() */
 #define TRACER_STATES_COLS 19
@@ -198,6 +202,53 @@ find_tracer(const char *name, int first)
 			return i;
 	}
 	return -1;
+}
+
+/*
+ * The slot of the tracer with this name, or -1, once a tracer of that name
+ * that is leaving its slot has left it.  A tracer whose stop has committed
+ * (or whose row is gone) frees its slot within DOLON_STOP_POLL_MS of
+ * src/worker.c, so that a tracer stopped and started again at once under
+ * its name waits for it rather than finding the name taken; after
+ * DOLON_LEAVING_WAIT_MS it is an error.
+ */
+static int
+wait_for_leaving_tracer(const char *name)
+{
+	TimestampTz give_up = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  DOLON_LEAVING_WAIT_MS);
+
+	for (;;)
+	{
+		int			i;
+		bool		leaving = false;
+
+		LWLockAcquire(dolon_shared->lock, LW_SHARED);
+		i = find_tracer(name, CONFIGURED_TRACER_SLOT);
+		if (i >= 0)
+		{
+			DolonTracerSlot *slot = &dolon_shared->slots[i];
+
+			leaving = slot->dropped ||
+				(TransactionIdIsValid(slot->stop_xid) &&
+				 TransactionIdDidCommit(slot->stop_xid));
+		}
+		LWLockRelease(dolon_shared->lock);
+		if (!leaving)
+			return i;
+		if (GetCurrentTimestamp() >= give_up)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("tracer \"%s\" is still stopping", name),
+					 errdetail("Its worker has not left its slot after %d ms.",
+							   DOLON_LEAVING_WAIT_MS),
+					 errhint("Try again in a moment.")));
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 10, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -486,9 +537,7 @@ dolon_start_tracer(PG_FUNCTION_ARGS)
 	check_definition(&definition, true);
 
 	/* Record it; the unique key on the name catches a concurrent twin */
-	LWLockAcquire(dolon_shared->lock, LW_SHARED);
-	i = find_tracer(definition.name, CONFIGURED_TRACER_SLOT);
-	LWLockRelease(dolon_shared->lock);
+	i = wait_for_leaving_tracer(definition.name);
 	if (i >= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
