@@ -9,6 +9,10 @@ OBJS = \
 	src/functions.o \
 	src/guc.o \
 	src/host.o \
+	src/listen.o \
+	src/metrics_exposition.o \
+	src/metrics_request.o \
+	src/metrics_server.o \
 	src/profiler_runner.o \
 	src/profilers.o \
 	src/render.o \
@@ -23,6 +27,9 @@ OBJS = \
 EXTENSION = dolon
 DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.0--1.1.sql
 PGFILEDESC = "dolon - trace a running server to a mnemic backend"
+
+# The metrics endpoint serves HTTP with libmicrohttpd
+SHLIB_LINK += -lmicrohttpd
 
 # make installcheck: the pg_regress suites, in a temporary instance of the
 # installed server that preloads dolon with the settings they expect

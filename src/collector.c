@@ -44,7 +44,6 @@
 #include "postgres.h"
 
 #include <linux/sock_diag.h>
-#include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,12 +68,12 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-#include "utils/varlena.h"
 
 #include "collector.h"
 #include "compat.h"
 #include "dolon_common.h"
 #include "guc.h"
+#include "listen.h"
 #include "protocol.h"
 #include "throttle.h"
 #include "tracers.h"
@@ -334,87 +333,37 @@ read_kernel_drops(Collector *collector, int index)
 }
 
 /*
- * Open a non-blocking UDP socket bound to each listen address.  An address
- * that cannot be used is logged and skipped; none at all is an error.
+ * Open a non-blocking UDP socket bound to each listen address, with a
+ * larger receive buffer and the kernel's count of the datagrams it drops.
  */
 static void
 open_sockets(Collector *collector)
 {
-	char	   *addresses = pstrdup(dolon_collector_listen_addresses);
-	List	   *names;
-	ListCell   *lc;
-	char		port_text[16];
+	int			i;
 
-	if (!SplitGUCList(addresses, ',', &names))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in dolon.collector_listen_addresses")));
-	snprintf(port_text, sizeof(port_text), "%d", dolon_collector_port);
-
-	foreach(lc, names)
+	collector->nsockets = dolon_listen("dolon collector",
+									   "dolon.collector_listen_addresses",
+									   dolon_collector_listen_addresses,
+									   "dolon.collector_port",
+									   dolon_collector_port, SOCK_DGRAM,
+									   collector->sockets, MAX_SOCKETS);
+	for (i = 0; i < collector->nsockets; i++)
 	{
-		const char *name = (const char *) lfirst(lc);
-		struct addrinfo hints;
-		struct addrinfo *addresses_found;
-		struct addrinfo *ai;
-		int			rc;
+		int			one = 1;
+		int			size = RECEIVE_BUFFER_BYTES;
 
-		memset(&hints, 0, sizeof(hints));
-		hints.ai_family = AF_UNSPEC;
-		hints.ai_socktype = SOCK_DGRAM;
-		hints.ai_protocol = IPPROTO_UDP;
-		hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-		rc = getaddrinfo(strcmp(name, "*") == 0 ? NULL : name, port_text,
-						 &hints, &addresses_found);
-		if (rc != 0)
-		{
+		(void) setsockopt(collector->sockets[i], SOL_SOCKET, SO_RCVBUF,
+						  &size, sizeof(size));
+		(void) setsockopt(collector->sockets[i], SOL_SOCKET, SO_RXQ_OVFL,
+						  &one, sizeof(one));
+		collector->kernel_drops[i] = 0;
+		if (read_kernel_drops(collector, i) < 0)
 			ereport(WARNING,
-					(errmsg("dolon collector could not resolve listen address \"%s\": %s",
-							name, gai_strerror(rc))));
-			continue;
-		}
-		for (ai = addresses_found; ai != NULL && collector->nsockets < MAX_SOCKETS;
-			 ai = ai->ai_next)
-		{
-			pgsocket	sock;
-			int			one = 1;
-			int			size = RECEIVE_BUFFER_BYTES;
-
-			sock = socket(ai->ai_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-						  ai->ai_protocol);
-			if (sock == PGINVALID_SOCKET)
-				continue;
-			if (ai->ai_family == AF_INET6)
-				(void) setsockopt(sock, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-			(void) setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-			(void) setsockopt(sock, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-			if (bind(sock, ai->ai_addr, ai->ai_addrlen) != 0)
-			{
-				ereport(WARNING,
-						(errcode_for_socket_access(),
-						 errmsg("dolon collector could not listen on \"%s\" port %d: %m",
-								name, dolon_collector_port)));
-				close(sock);
-				continue;
-			}
-			collector->kernel_drops[collector->nsockets] = 0;
-			collector->sockets[collector->nsockets++] = sock;
-			if (read_kernel_drops(collector, collector->nsockets - 1) < 0)
-				ereport(WARNING,
-						(errcode_for_socket_access(),
-						 errmsg("dolon collector could not read the count of datagrams the kernel dropped on \"%s\" port %d: %m",
-								name, dolon_collector_port),
-						 errdetail("Drops are counted when a later datagram arrives.")));
-		}
-		freeaddrinfo(addresses_found);
+					(errcode_for_socket_access(),
+					 errmsg("dolon collector could not read the count of datagrams the kernel dropped on \"%s\" port %d: %m",
+							dolon_collector_listen_addresses, dolon_collector_port),
+					 errdetail("Drops are counted when a later datagram arrives.")));
 	}
-
-	if (collector->nsockets == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIG_FILE_ERROR),
-				 errmsg("dolon collector could not listen on any address of \"%s\"",
-						dolon_collector_listen_addresses),
-				 errhint("Check dolon.collector_listen_addresses and dolon.collector_port.")));
 }
 
 /*

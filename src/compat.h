@@ -50,23 +50,27 @@
 #endif
 
 /*
- * The counters of the shared statistics entries dolon sums.  16 dropped
- * the n_ prefix of the fields of PgStat_StatTabEntry (n_live_tuples became
- * live_tuples) and of PgStat_StatDBEntry (n_xact_commit became
- * xact_commit); their meaning did not change.
+ * The counters of the shared statistics entries dolon reads.  16 dropped
+ * the n_ prefix of the fields of PgStat_StatDBEntry (n_xact_commit became
+ * xact_commit) and renamed some of PgStat_StatTabEntry (n_live_tuples
+ * became live_tuples, changes_since_analyze mod_since_analyze,
+ * autovac_vacuum_count autovacuum_count); their meaning did not change.
+ * DOLON_DATABASE_COUNTER takes the name of 16.
  */
 #if PG_VERSION_NUM >= 160000
+#define DOLON_DATABASE_COUNTER(entry, field) ((entry)->field)
 #define DOLON_TABLE_LIVE_TUPLES(entry) ((entry)->live_tuples)
 #define DOLON_TABLE_DEAD_TUPLES(entry) ((entry)->dead_tuples)
-#define DOLON_DATABASE_XACT_COMMIT(entry) ((entry)->xact_commit)
-#define DOLON_DATABASE_XACT_ROLLBACK(entry) ((entry)->xact_rollback)
-#define DOLON_DATABASE_DEADLOCKS(entry) ((entry)->deadlocks)
+#define DOLON_TABLE_MOD_SINCE_ANALYZE(entry) ((entry)->mod_since_analyze)
+#define DOLON_TABLE_AUTOVACUUM_COUNT(entry) ((entry)->autovacuum_count)
+#define DOLON_TABLE_AUTOANALYZE_COUNT(entry) ((entry)->autoanalyze_count)
 #else
+#define DOLON_DATABASE_COUNTER(entry, field) ((entry)->n_##field)
 #define DOLON_TABLE_LIVE_TUPLES(entry) ((entry)->n_live_tuples)
 #define DOLON_TABLE_DEAD_TUPLES(entry) ((entry)->n_dead_tuples)
-#define DOLON_DATABASE_XACT_COMMIT(entry) ((entry)->n_xact_commit)
-#define DOLON_DATABASE_XACT_ROLLBACK(entry) ((entry)->n_xact_rollback)
-#define DOLON_DATABASE_DEADLOCKS(entry) ((entry)->n_deadlocks)
+#define DOLON_TABLE_MOD_SINCE_ANALYZE(entry) ((entry)->changes_since_analyze)
+#define DOLON_TABLE_AUTOVACUUM_COUNT(entry) ((entry)->autovac_vacuum_count)
+#define DOLON_TABLE_AUTOANALYZE_COUNT(entry) ((entry)->autovac_analyze_count)
 #endif
 
 /*

@@ -26,6 +26,7 @@
 #include "dolon_common.h"
 #include "function_profiling.h"
 #include "guc.h"
+#include "metrics_server.h"
 #include "profiler_runner.h"
 #include "tracers.h"
 
@@ -64,6 +65,7 @@ _PG_init(void)
 	dolon_install_function_hooks();
 	dolon_register_configured_tracer();
 	dolon_register_collector();
+	dolon_register_metrics_server();
 }
 
 /*

@@ -73,6 +73,11 @@ char	   *dolon_collector_listen_addresses = NULL;
 int			dolon_collector_retention_s = 7 * 24 * 3600;
 int			dolon_collector_max_columns = 1000;
 
+/* The metrics endpoint: see metrics_server.c */
+int			dolon_metrics_port = 0;
+char	   *dolon_metrics_listen_addresses = NULL;
+char	   *dolon_metrics_token = NULL;
+
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
 static bool check_database(char **newval, void **extra, GucSource source);
@@ -251,6 +256,41 @@ dolon_define_settings(void)
 							   "127.0.0.1",
 							   PGC_POSTMASTER,
 							   GUC_LIST_INPUT,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomIntVariable("dolon.metrics_port",
+							"TCP port of the metrics endpoint; 0 turns it off.",
+							"The endpoint serves GET /metrics in the Prometheus text format.",
+							&dolon_metrics_port,
+							0,
+							0,
+							65535,
+							PGC_POSTMASTER,
+							0,
+							NULL,
+							NULL,
+							NULL);
+
+	DefineCustomStringVariable("dolon.metrics_listen_addresses",
+							   "Addresses the metrics endpoint listens on.",
+							   "A comma-separated list of host names or IPv4 or IPv6 addresses; * means all.",
+							   &dolon_metrics_listen_addresses,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   NULL,
+							   NULL,
+							   NULL);
+
+	DefineCustomStringVariable("dolon.metrics_token",
+							   "Bearer token a scraper must present to the metrics endpoint.",
+							   "Empty: no token is asked for.",
+							   &dolon_metrics_token,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL,
 							   NULL,
 							   NULL);

@@ -138,6 +138,46 @@ get_backend_status_array(void)
 	return backend_status_array;
 }
 
+/* The fields of a backend status entry that dolon reads */
+typedef struct BackendEntryFields
+{
+	int			pid;
+	Oid			database;
+	BackendType type;
+	BackendState state;
+	TimestampTz xact_start;
+} BackendEntryFields;
+
+/*
+ * Read the fields of a backend status entry, as a consistent set.  Returns
+ * false if the entry is not in use.
+ */
+static bool
+read_backend_entry(PgBackendStatus *entry, BackendEntryFields *fields)
+{
+	for (;;)
+	{
+		int			before_changecount;
+		int			after_changecount;
+
+		pgstat_begin_read_activity(entry, before_changecount);
+		fields->pid = entry->st_procpid;
+		fields->database = entry->st_databaseid;
+		fields->type = entry->st_backendType;
+		fields->state = entry->st_state;
+		fields->xact_start = entry->st_xact_start_timestamp;
+		pgstat_end_read_activity(entry, after_changecount);
+
+		if (pgstat_read_activity_complete(before_changecount,
+										  after_changecount))
+			break;
+
+		/* Make sure we can break out of the loop if stuck... */
+		CHECK_FOR_INTERRUPTS();
+	}
+	return fields->pid > 0;
+}
+
 /*
  * Count the processes connected to a database, the client backends, and
  * the sessions in each state of interest; find the oldest transaction.
@@ -159,49 +199,103 @@ dolon_read_backend_activity(DolonBackendActivity *activity)
 
 	for (i = 0; i < slots; i++, entry++)
 	{
-		int			pid;
-		Oid			database;
-		BackendType type;
-		BackendState state;
-		TimestampTz xact_start;
+		BackendEntryFields fields;
 
-		for (;;)
-		{
-			int			before_changecount;
-			int			after_changecount;
-
-			pgstat_begin_read_activity(entry, before_changecount);
-			pid = entry->st_procpid;
-			database = entry->st_databaseid;
-			type = entry->st_backendType;
-			state = entry->st_state;
-			xact_start = entry->st_xact_start_timestamp;
-			pgstat_end_read_activity(entry, after_changecount);
-
-			if (pgstat_read_activity_complete(before_changecount,
-											  after_changecount))
-				break;
-
-			/* Make sure we can break out of the loop if stuck... */
-			CHECK_FOR_INTERRUPTS();
-		}
-
-		if (pid <= 0)
+		if (!read_backend_entry(entry, &fields))
 			continue;
-		if (OidIsValid(database))
+		if (OidIsValid(fields.database))
 			activity->connections++;
-		if (type == B_BACKEND)
+		if (fields.type == B_BACKEND)
 			activity->client_backends++;
-		if (state == STATE_IDLE)
+		if (fields.state == STATE_IDLE)
 			activity->idle++;
-		else if (state == STATE_RUNNING)
+		else if (fields.state == STATE_RUNNING)
 			activity->active++;
-		else if (state == STATE_IDLEINTRANSACTION)
+		else if (fields.state == STATE_IDLEINTRANSACTION)
 			activity->idle_in_transaction++;
-		if (xact_start != 0 &&
+		if (fields.xact_start != 0 &&
 			(activity->oldest_xact_start == 0 ||
-			 xact_start < activity->oldest_xact_start))
-			activity->oldest_xact_start = xact_start;
+			 fields.xact_start < activity->oldest_xact_start))
+			activity->oldest_xact_start = fields.xact_start;
+	}
+}
+
+/*
+ * The states of pg_stat_activity.state, in the order of
+ * DolonSessionState; an entry in any other state (none yet: a background
+ * process, or a backend still starting) has a null state there.
+ */
+const char *const dolon_session_state_names[DOLON_SESSION_STATES] = {
+	"active",
+	"idle",
+	"idle in transaction",
+	"idle in transaction (aborted)",
+	"fastpath function call",
+	"disabled",
+};
+
+static int
+session_state_index(BackendState state)
+{
+	switch (state)
+	{
+		case STATE_RUNNING:
+			return 0;
+		case STATE_IDLE:
+			return 1;
+		case STATE_IDLEINTRANSACTION:
+			return 2;
+		case STATE_IDLEINTRANSACTION_ABORTED:
+			return 3;
+		case STATE_FASTPATH:
+			return 4;
+		case STATE_DISABLED:
+			return 5;
+		default:
+			return -1;
+	}
+}
+
+/*
+ * Count, for each of the count databases, the entries attached to it
+ * (pg_stat_database.numbackends) and those in each state, with the oldest
+ * transaction start of each state (pg_stat_activity grouped by datname and
+ * state).  sessions has count elements, in the order of databases.
+ */
+void
+dolon_read_database_sessions(const Oid *databases, int count,
+							 DolonDatabaseSessions *sessions)
+{
+	PgBackendStatus *entry = get_backend_status_array();
+	int			slots = DOLON_BACKEND_STATUS_SLOTS;
+	int			i;
+
+	memset(sessions, 0, count * sizeof(DolonDatabaseSessions));
+
+	for (i = 0; i < slots; i++, entry++)
+	{
+		BackendEntryFields fields;
+		DolonDatabaseSessions *database = NULL;
+		int			d;
+		int			state;
+
+		if (!read_backend_entry(entry, &fields) ||
+			!OidIsValid(fields.database))
+			continue;
+		for (d = 0; d < count && database == NULL; d++)
+			if (databases[d] == fields.database)
+				database = &sessions[d];
+		if (database == NULL)
+			continue;			/* a database created since the list */
+		database->backends++;
+		state = session_state_index(fields.state);
+		if (state < 0)
+			continue;
+		database->count[state]++;
+		if (fields.xact_start != 0 &&
+			(database->oldest_xact_start[state] == 0 ||
+			 fields.xact_start < database->oldest_xact_start[state]))
+			database->oldest_xact_start[state] = fields.xact_start;
 	}
 }
 
@@ -375,11 +469,46 @@ refresh_oids(CachedOids *cache, uint64 changes, Oid catalog,
  * copies would otherwise pile up until the end of the transaction.  Under
  * the other settings the copy belongs to the statistics snapshot.
  */
-static void
-release_stats_copy(void *entry)
+void
+dolon_release_stats_entry(void *entry)
 {
 	if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_NONE)
 		pfree(entry);
+}
+
+/*
+ * The OIDs of the user tables of this database, as pg_stat_user_tables
+ * lists them; *count is set to their number.  Needs a transaction in a
+ * database.  The array is valid until the next call.
+ */
+const Oid *
+dolon_user_table_oids(int *count)
+{
+	Assert(IsTransactionState());
+	Assert(OidIsValid(MyDatabaseId));
+
+	register_callbacks();
+	refresh_oids(&user_tables, table_catalog_changes, RelationRelationId,
+				 user_table_oid);
+	*count = user_tables.count;
+	return user_tables.oids;
+}
+
+/*
+ * The OIDs of every database, in the order of pg_database; *count is set to
+ * their number.  Needs a transaction.  The array is valid until the next
+ * call.
+ */
+const Oid *
+dolon_database_oids(int *count)
+{
+	Assert(IsTransactionState());
+
+	register_callbacks();
+	refresh_oids(&databases, database_catalog_changes, DatabaseRelationId,
+				 database_oid);
+	*count = databases.count;
+	return databases.oids;
 }
 
 /*
@@ -392,25 +521,22 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 {
 	int			i;
 
-	Assert(IsTransactionState());
-	Assert(OidIsValid(MyDatabaseId));
+	const Oid  *tables;
+	int			count;
 
-	register_callbacks();
-	refresh_oids(&user_tables, table_catalog_changes, RelationRelationId,
-				 user_table_oid);
-
+	tables = dolon_user_table_oids(&count);
 	memset(tuples, 0, sizeof(DolonTableTuples));
-	for (i = 0; i < user_tables.count; i++)
+	for (i = 0; i < count; i++)
 	{
 		PgStat_StatTabEntry *entry;
 
 		/* User tables are never shared relations */
-		entry = pgstat_fetch_stat_tabentry_ext(false, user_tables.oids[i]);
+		entry = pgstat_fetch_stat_tabentry_ext(false, tables[i]);
 		if (entry == NULL)
 			continue;
 		tuples->live += DOLON_TABLE_LIVE_TUPLES(entry);
 		tuples->dead += DOLON_TABLE_DEAD_TUPLES(entry);
-		release_stats_copy(entry);
+		dolon_release_stats_entry(entry);
 	}
 }
 
@@ -423,24 +549,22 @@ read_database_counters(DolonDatabaseCounters *counters)
 {
 	int			i;
 
-	Assert(IsTransactionState());
+	const Oid  *oids;
+	int			count;
 
-	register_callbacks();
-	refresh_oids(&databases, database_catalog_changes, DatabaseRelationId,
-				 database_oid);
-
+	oids = dolon_database_oids(&count);
 	memset(counters, 0, sizeof(DolonDatabaseCounters));
-	for (i = -1; i < databases.count; i++)
+	for (i = -1; i < count; i++)
 	{
 		PgStat_StatDBEntry *entry;
 
-		entry = pgstat_fetch_stat_dbentry(i < 0 ? InvalidOid : databases.oids[i]);
+		entry = pgstat_fetch_stat_dbentry(i < 0 ? InvalidOid : oids[i]);
 		if (entry == NULL)
 			continue;
-		counters->xact_commit += DOLON_DATABASE_XACT_COMMIT(entry);
-		counters->xact_rollback += DOLON_DATABASE_XACT_ROLLBACK(entry);
-		counters->deadlocks += DOLON_DATABASE_DEADLOCKS(entry);
-		release_stats_copy(entry);
+		counters->xact_commit += DOLON_DATABASE_COUNTER(entry, xact_commit);
+		counters->xact_rollback += DOLON_DATABASE_COUNTER(entry, xact_rollback);
+		counters->deadlocks += DOLON_DATABASE_COUNTER(entry, deadlocks);
+		dolon_release_stats_entry(entry);
 	}
 }
 

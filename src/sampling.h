@@ -118,9 +118,30 @@ typedef struct DolonSample
 	double		server_private_mb;
 } DolonSample;
 
+/*
+ * The sessions of one database, as pg_stat_database.numbackends and
+ * pg_stat_activity grouped by state show them; the states are those of
+ * dolon_session_state_names.
+ */
+#define DOLON_SESSION_STATES 6
+
+typedef struct DolonDatabaseSessions
+{
+	int64		backends;		/* every entry attached to the database */
+	int64		count[DOLON_SESSION_STATES];
+	TimestampTz oldest_xact_start[DOLON_SESSION_STATES];	/* 0 if none */
+} DolonDatabaseSessions;
+
+extern const char *const dolon_session_state_names[DOLON_SESSION_STATES];
+
 extern double dolon_builtin_value(DolonSample *sample,
 								  DolonBuiltinProfiler id, bool *isnull);
 extern void dolon_read_backend_activity(DolonBackendActivity *activity);
 extern void dolon_read_table_tuples(DolonTableTuples *tuples);
+extern void dolon_read_database_sessions(const Oid *databases, int count,
+										 DolonDatabaseSessions *sessions);
+extern const Oid *dolon_user_table_oids(int *count);
+extern const Oid *dolon_database_oids(int *count);
+extern void dolon_release_stats_entry(void *entry);
 
 #endif							/* DOLON_SAMPLING_H */

@@ -45,7 +45,7 @@ set_server_paths() {
 set_server_paths
 
 # Debian packages needed to build dolon and to run its tests
-DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libipc-run-perl"
+DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libmicrohttpd-dev libipc-run-perl"
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -107,7 +107,7 @@ sub debian_sources
 # What this machine needs to build the package and the root file system
 my @missing = grep {
 	`dpkg-query -W -f='\${Status}' $_ 2>/dev/null` !~ /install ok installed/
-} qw(debhelper dpkg-dev fakeroot postgresql-server-dev-all debootstrap);
+} qw(debhelper dpkg-dev fakeroot postgresql-server-dev-all libmicrohttpd-dev debootstrap);
 if (@missing)
 {
 	local $ENV{DEBIAN_FRONTEND} = 'noninteractive';

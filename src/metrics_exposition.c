@@ -1,0 +1,414 @@
+/*-------------------------------------------------------------------------
+ *
+ * metrics_exposition.c
+ *		The metrics of the server, in the Prometheus text format (0.0.4) or
+ *		OpenMetrics (1.0.0), as the metrics endpoint serves them.
+ *
+ * Every quantity that prometheus-postgres-exporter also reports has the
+ * exporter's name, type and labels, so that its dashboards and alerts work
+ * unchanged: pg_up, pg_settings_max_connections, pg_stat_activity_count and
+ * pg_stat_activity_max_tx_duration per database and state (every database
+ * of pg_database, every state the exporter lists, zeros included),
+ * pg_stat_database_* per database (and the row of shared objects, datid 0),
+ * pg_stat_user_tables_* per table of the database dolon connects to.  The
+ * exporter also labels each series with the address it connected to
+ * ("server"); an endpoint inside the server has none to give, and
+ * Prometheus' own "instance" label tells the servers apart.
+ *
+ * The values are read as the built-in profilers read theirs (sampling.c):
+ * the backend status entries in place, the cumulative statistics from
+ * shared memory, no SQL.  pg_stat_database_* comes from every database's
+ * entry without connecting to it.
+ *
+ * The exporter names most counters without the _total suffix that
+ * OpenMetrics requires of a counter's samples.  Renaming them would break
+ * the dashboards, so in OpenMetrics they are of type unknown, with the
+ * same names; in the text format they are counters, as the exporter's.
+ *
+ * Copyright (c) 2026, the dolon authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/postmaster.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "metrics_exposition.h"
+#include "sampling.h"
+
+/* The exposition being written */
+typedef struct Exposition
+{
+	StringInfo	out;
+	DolonExpositionFormat format;
+	StringInfoData labels;		/* the label set of the next sample */
+} Exposition;
+
+typedef enum MetricType
+{
+	GAUGE,
+	COUNTER
+} MetricType;
+
+/* A family of per-database or per-table values, and where each comes from */
+typedef struct Family
+{
+	const char *name;
+	MetricType	type;
+	const char *help;
+} Family;
+
+/*
+ * Start a family: its HELP and TYPE lines.
+ */
+static void
+begin_family(Exposition *e, const char *name, MetricType type,
+			 const char *help)
+{
+	const char *type_name;
+
+	if (type == GAUGE)
+		type_name = "gauge";
+	else if (e->format == DOLON_FORMAT_OPENMETRICS)
+		type_name = "unknown";	/* see the comment at the top */
+	else
+		type_name = "counter";
+	appendStringInfo(e->out, "# HELP %s %s\n# TYPE %s %s\n",
+					 name, help, name, type_name);
+}
+
+/*
+ * Add a label to the label set of the next sample, its value escaped as
+ * both formats require: backslash, double quote and line feed.
+ */
+static void
+add_label(Exposition *e, const char *name, const char *value)
+{
+	const char *c;
+
+	appendStringInfo(&e->labels, "%s%s=\"", e->labels.len > 0 ? "," : "", name);
+	for (c = value; *c != '\0'; c++)
+	{
+		if (*c == '\\')
+			appendStringInfoString(&e->labels, "\\\\");
+		else if (*c == '"')
+			appendStringInfoString(&e->labels, "\\\"");
+		else if (*c == '\n')
+			appendStringInfoString(&e->labels, "\\n");
+		else
+			appendStringInfoChar(&e->labels, *c);
+	}
+	appendStringInfoChar(&e->labels, '"');
+}
+
+/* Write a sample with the labels added since the previous one */
+static void
+write_sample(Exposition *e, const char *name, double value)
+{
+	appendStringInfoString(e->out, name);
+	if (e->labels.len > 0)
+		appendStringInfo(e->out, "{%s}", e->labels.data);
+	if (isnan(value))
+		appendStringInfoString(e->out, " NaN\n");
+	else if (isinf(value))
+		appendStringInfoString(e->out, value > 0 ? " +Inf\n" : " -Inf\n");
+	else if (value == rint(value) && fabs(value) < 1e15)
+		appendStringInfo(e->out, " %.0f\n", value);
+	else
+		appendStringInfo(e->out, " %.17g\n", value);
+	resetStringInfo(&e->labels);
+}
+
+/* The name of a database, or "" if it has gone */
+static char *
+database_name(Oid database)
+{
+	char	   *name = get_database_name(database);
+
+	return name != NULL ? name : pstrdup("");
+}
+
+/*
+ * pg_stat_activity_count and pg_stat_activity_max_tx_duration: for every
+ * database and state, the sessions and the age of the oldest transaction.
+ */
+static void
+write_activity(Exposition *e, const Oid *databases, char **names, int count,
+			   const DolonDatabaseSessions *sessions)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			d;
+	int			s;
+
+	begin_family(e, "pg_stat_activity_count", GAUGE,
+				 "number of connections in this state");
+	for (d = 0; d < count; d++)
+		for (s = 0; s < DOLON_SESSION_STATES; s++)
+		{
+			add_label(e, "datname", names[d]);
+			add_label(e, "state", dolon_session_state_names[s]);
+			write_sample(e, "pg_stat_activity_count",
+						 (double) sessions[d].count[s]);
+		}
+
+	begin_family(e, "pg_stat_activity_max_tx_duration", GAUGE,
+				 "max duration in seconds any active transaction has been running");
+	for (d = 0; d < count; d++)
+		for (s = 0; s < DOLON_SESSION_STATES; s++)
+		{
+			TimestampTz start = sessions[d].oldest_xact_start[s];
+			double		seconds = 0;
+
+			if (start != 0 && start < now)
+				seconds = (double) (now - start) / USECS_PER_SEC;
+			add_label(e, "datname", names[d]);
+			add_label(e, "state", dolon_session_state_names[s]);
+			write_sample(e, "pg_stat_activity_max_tx_duration", seconds);
+		}
+}
+
+/* The columns of pg_stat_database that are written, in this order */
+static const Family database_families[] = {
+	{"pg_stat_database_numbackends", GAUGE, "Number of backends currently connected to this database."},
+	{"pg_stat_database_xact_commit", COUNTER, "Number of transactions in this database that have been committed"},
+	{"pg_stat_database_xact_rollback", COUNTER, "Number of transactions in this database that have been rolled back"},
+	{"pg_stat_database_blks_read", COUNTER, "Number of disk blocks read in this database"},
+	{"pg_stat_database_blks_hit", COUNTER, "Number of times disk blocks were found already in the buffer cache"},
+	{"pg_stat_database_tup_returned", COUNTER, "Number of rows returned by queries in this database"},
+	{"pg_stat_database_tup_fetched", COUNTER, "Number of rows fetched by queries in this database"},
+	{"pg_stat_database_tup_inserted", COUNTER, "Number of rows inserted by queries in this database"},
+	{"pg_stat_database_tup_updated", COUNTER, "Number of rows updated by queries in this database"},
+	{"pg_stat_database_tup_deleted", COUNTER, "Number of rows deleted by queries in this database"},
+	{"pg_stat_database_temp_files", COUNTER, "Number of temporary files created by queries in this database"},
+	{"pg_stat_database_temp_bytes", COUNTER, "Total amount of data written to temporary files by queries in this database"},
+	{"pg_stat_database_deadlocks", COUNTER, "Number of deadlocks detected in this database"},
+};
+
+#define DATABASE_COLUMNS lengthof(database_families)
+
+/* The values of database_families for one database, in the same order */
+static void
+read_database_row(Oid database, int64 backends, double *row)
+{
+	PgStat_StatDBEntry *entry = pgstat_fetch_stat_dbentry(database);
+	int			c = 0;
+
+	memset(row, 0, DATABASE_COLUMNS * sizeof(double));
+	row[c++] = backends;
+	if (entry == NULL)
+		return;					/* no statistics yet: zeros, as in the view */
+	row[c++] = DOLON_DATABASE_COUNTER(entry, xact_commit);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, xact_rollback);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, blocks_fetched) -
+		DOLON_DATABASE_COUNTER(entry, blocks_hit);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, blocks_hit);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, tuples_returned);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, tuples_fetched);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, tuples_inserted);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, tuples_updated);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, tuples_deleted);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, temp_files);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, temp_bytes);
+	row[c++] = DOLON_DATABASE_COUNTER(entry, deadlocks);
+	Assert(c == DATABASE_COLUMNS);
+	dolon_release_stats_entry(entry);
+}
+
+/*
+ * pg_stat_database_*: a row per database, and the row of the shared
+ * objects (datid 0, datname empty), as the view has.
+ */
+static void
+write_databases(Exposition *e, const Oid *databases, char **names, int count,
+				const DolonDatabaseSessions *sessions)
+{
+	double	   *rows = palloc((count + 1) * DATABASE_COLUMNS * sizeof(double));
+	int			c;
+	int			d;
+
+	read_database_row(InvalidOid, 0, rows);
+	for (d = 0; d < count; d++)
+		read_database_row(databases[d], sessions[d].backends,
+						  &rows[(d + 1) * DATABASE_COLUMNS]);
+
+	for (c = 0; c < DATABASE_COLUMNS; c++)
+	{
+		const Family *family = &database_families[c];
+
+		begin_family(e, family->name, family->type, family->help);
+		for (d = -1; d < count; d++)
+		{
+			char		datid[16];
+
+			snprintf(datid, sizeof(datid), "%u", d < 0 ? InvalidOid : databases[d]);
+			add_label(e, "datid", datid);
+			add_label(e, "datname", d < 0 ? "" : names[d]);
+			write_sample(e, family->name, rows[(d + 1) * DATABASE_COLUMNS + c]);
+		}
+	}
+	pfree(rows);
+}
+
+/* The columns of pg_stat_user_tables that are written, in this order */
+static const Family table_families[] = {
+	{"pg_stat_user_tables_seq_scan", COUNTER, "Number of sequential scans initiated on this table"},
+	{"pg_stat_user_tables_seq_tup_read", COUNTER, "Number of live rows fetched by sequential scans"},
+	{"pg_stat_user_tables_n_tup_ins", COUNTER, "Number of rows inserted"},
+	{"pg_stat_user_tables_n_tup_upd", COUNTER, "Number of rows updated"},
+	{"pg_stat_user_tables_n_tup_del", COUNTER, "Number of rows deleted"},
+	{"pg_stat_user_tables_n_tup_hot_upd", COUNTER, "Number of rows HOT updated (i.e., with no separate index update required)"},
+	{"pg_stat_user_tables_n_live_tup", GAUGE, "Estimated number of live rows"},
+	{"pg_stat_user_tables_n_dead_tup", GAUGE, "Estimated number of dead rows"},
+	{"pg_stat_user_tables_n_mod_since_analyze", GAUGE, "Estimated number of rows changed since last analyze"},
+	{"pg_stat_user_tables_vacuum_count", COUNTER, "Number of times this table has been manually vacuumed (not counting VACUUM FULL)"},
+	{"pg_stat_user_tables_autovacuum_count", COUNTER, "Number of times this table has been vacuumed by the autovacuum daemon"},
+	{"pg_stat_user_tables_analyze_count", COUNTER, "Number of times this table has been manually analyzed"},
+	{"pg_stat_user_tables_autoanalyze_count", COUNTER, "Number of times this table has been analyzed by the autovacuum daemon"},
+};
+
+#define TABLE_COLUMNS lengthof(table_families)
+
+/* A user table: its names, and the values of table_families */
+typedef struct TableRow
+{
+	char	   *schemaname;
+	char	   *relname;
+	double		values[TABLE_COLUMNS];
+} TableRow;
+
+/*
+ * Read a table's names and statistics.  Returns false if the table has
+ * gone since the list of tables was made.
+ */
+static bool
+read_table_row(Oid table, TableRow *row)
+{
+	HeapTuple	tuple;
+	Form_pg_class form;
+	PgStat_StatTabEntry *entry;
+	int			c = 0;
+
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(table));
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	form = (Form_pg_class) GETSTRUCT(tuple);
+	row->relname = pstrdup(NameStr(form->relname));
+	row->schemaname = get_namespace_name(form->relnamespace);
+	ReleaseSysCache(tuple);
+	if (row->schemaname == NULL)
+		return false;
+
+	memset(row->values, 0, sizeof(row->values));
+	/* User tables are never shared relations */
+	entry = pgstat_fetch_stat_tabentry_ext(false, table);
+	if (entry == NULL)
+		return true;			/* no statistics yet: zeros, as in the view */
+	row->values[c++] = entry->numscans;
+	row->values[c++] = entry->tuples_returned;
+	row->values[c++] = entry->tuples_inserted;
+	row->values[c++] = entry->tuples_updated;
+	row->values[c++] = entry->tuples_deleted;
+	row->values[c++] = entry->tuples_hot_updated;
+	row->values[c++] = DOLON_TABLE_LIVE_TUPLES(entry);
+	row->values[c++] = DOLON_TABLE_DEAD_TUPLES(entry);
+	row->values[c++] = DOLON_TABLE_MOD_SINCE_ANALYZE(entry);
+	row->values[c++] = entry->vacuum_count;
+	row->values[c++] = DOLON_TABLE_AUTOVACUUM_COUNT(entry);
+	row->values[c++] = entry->analyze_count;
+	row->values[c++] = DOLON_TABLE_AUTOANALYZE_COUNT(entry);
+	Assert(c == TABLE_COLUMNS);
+	dolon_release_stats_entry(entry);
+	return true;
+}
+
+/*
+ * pg_stat_user_tables_*: a row per user table of this database.
+ */
+static void
+write_tables(Exposition *e)
+{
+	const Oid  *tables;
+	int			count;
+	int			nrows = 0;
+	TableRow   *rows;
+	char	   *datname = database_name(MyDatabaseId);
+	int			c;
+	int			t;
+
+	tables = dolon_user_table_oids(&count);
+	rows = palloc(Max(count, 1) * sizeof(TableRow));
+	for (t = 0; t < count; t++)
+		if (read_table_row(tables[t], &rows[nrows]))
+			nrows++;
+
+	for (c = 0; c < TABLE_COLUMNS; c++)
+	{
+		const Family *family = &table_families[c];
+
+		begin_family(e, family->name, family->type, family->help);
+		for (t = 0; t < nrows; t++)
+		{
+			add_label(e, "datname", datname);
+			add_label(e, "schemaname", rows[t].schemaname);
+			add_label(e, "relname", rows[t].relname);
+			write_sample(e, family->name, rows[t].values[c]);
+		}
+	}
+}
+
+/*
+ * Write the metrics to out, in format.  Needs a transaction in the database
+ * whose tables are reported.
+ */
+void
+dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
+{
+	Exposition	e;
+	const Oid  *listed;
+	Oid		   *databases;
+	char	  **names;
+	DolonDatabaseSessions *sessions;
+	int			count;
+	int			d;
+
+	e.out = out;
+	e.format = format;
+	initStringInfo(&e.labels);
+
+	begin_family(&e, "pg_up", GAUGE,
+				 "Whether the last scrape of metrics from PostgreSQL was able to connect to the server (1 for yes, 0 for no).");
+	write_sample(&e, "pg_up", 1);
+
+	begin_family(&e, "pg_settings_max_connections", GAUGE,
+				 "Sets the maximum number of concurrent connections.");
+	write_sample(&e, "pg_settings_max_connections", MaxConnections);
+
+	/* The list is the cache's: copy it, as the names are looked up */
+	listed = dolon_database_oids(&count);
+	databases = palloc(Max(count, 1) * sizeof(Oid));
+	memcpy(databases, listed, count * sizeof(Oid));
+	names = palloc(Max(count, 1) * sizeof(char *));
+	for (d = 0; d < count; d++)
+		names[d] = database_name(databases[d]);
+	sessions = palloc(Max(count, 1) * sizeof(DolonDatabaseSessions));
+	dolon_read_database_sessions(databases, count, sessions);
+
+	write_activity(&e, databases, names, count, sessions);
+	write_databases(&e, databases, names, count, sessions);
+	write_tables(&e);
+
+	if (format == DOLON_FORMAT_OPENMETRICS)
+		appendStringInfoString(out, "# EOF\n");
+}
