@@ -286,10 +286,10 @@ dolon_define_settings(void)
 
 	DefineCustomStringVariable("dolon.metrics_token",
 							   "Bearer token a scraper must present to the metrics endpoint.",
-							   "Empty: no token is asked for.",
+							   "Empty: no token is asked for.  Set at server start only, so that no reload logs it.",
 							   &dolon_metrics_token,
 							   "",
-							   PGC_SIGHUP,
+							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   NULL,
 							   NULL,

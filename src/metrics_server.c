@@ -59,7 +59,7 @@
 /* Bounds on what clients may cost */
 #define MAX_CONNECTIONS 64
 #define REQUEST_MEMORY_BYTES (32 * 1024)
-#define CONNECTION_TIMEOUT_S 10
+#define CONNECTION_TIMEOUT_S 5
 
 /* The longest the worker sleeps without looking at libmicrohttpd's timers */
 #define MAX_WAIT_MS 1000

@@ -147,7 +147,7 @@ sub check_log_clean
 	my ($node, %options) = @_;
 	my @killed = @{ $options{killed} // [] };
 	my @allowed = (
-		qr/^terminating background worker "dolon (?:tracer|profiler runner|collector)" due to administrator command$/,
+		qr/^terminating background worker "dolon (?:tracer|profiler runner|collector|metrics)" due to administrator command$/,
 		@{ $options{allow} // [] });
 	push @allowed,
 	  qr/^the database system is (?:in recovery mode|starting up|not yet accepting connections)$/

@@ -1,0 +1,407 @@
+# The metrics endpoint (dolon.metrics_port): what it serves, in which
+# format, to whom; its values against their ground truth in the statistics
+# views, in a state the test controls; and what hostile clients (garbage,
+# huge requests, many connections held open, slow ones) can do to it:
+# nothing that outlives them.
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use DolonTest;
+use DolonMetrics;
+
+my $sink = DolonTest::Receiver->new;
+my $port = DolonMetrics::free_tcp_port();
+my $node = DolonTest::new_node('metrics', $sink->port,
+	"dolon.metrics_port = $port",
+	"dolon.metrics_listen_addresses = '127.0.0.1, ::1'");
+$node->start;
+
+sub metrics_pid
+{
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'dolon metrics'");
+}
+
+# The worker is up when it answers
+DolonTest::poll_until(sub { DolonMetrics::get($port, '/metrics')->{status} == 200 })
+  or die 'the metrics endpoint does not answer';
+my $pid = metrics_pid();
+like($pid, qr/^\d+$/, 'the worker "dolon metrics" runs');
+like(slurp_file($node->logfile), qr/dolon metrics listening on 127\.0\.0\.1, ::1 port $port/,
+	'it logs where it listens');
+
+# ---- The endpoint ----
+
+my $response = DolonMetrics::get($port, '/metrics');
+is($response->{headers}{'content-type'}, 'text/plain; version=0.0.4; charset=utf-8',
+	'GET /metrics: the Prometheus text format 0.0.4');
+my $text = DolonMetrics::parse($response->{content});
+is(join("\n", @{ $text->{errors} }), '', '... well formed: every sample of a declared family, no series twice');
+is($text->{samples}{pg_up}, 1, 'pg_up is 1');
+is($text->{samples}{pg_settings_max_connections},
+	$node->safe_psql('postgres', 'SHOW max_connections'),
+	'pg_settings_max_connections is the setting');
+is($text->{types}{pg_stat_database_xact_commit}, 'counter', 'counters are counters');
+is($text->{types}{pg_stat_activity_count}, 'gauge', 'gauges are gauges');
+
+my $open = DolonMetrics::get($port, '/metrics',
+	{ Accept => 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' });
+is($open->{headers}{'content-type'}, 'application/openmetrics-text; version=1.0.0; charset=utf-8',
+	'OpenMetrics when the scraper asks for it, as Prometheus does');
+like($open->{content}, qr/\n# EOF\n\z/, '... ending with # EOF');
+my $om = DolonMetrics::parse($open->{content});
+is(join("\n", @{ $om->{errors} }), '', '... well formed');
+is($om->{types}{pg_stat_database_xact_commit}, 'unknown',
+	'... the exporter\'s counters without _total are of type unknown there, under the same names');
+is(join(',', sort keys %{ $om->{types} }), join(',', sort keys %{ $text->{types} }),
+	'... the same families in both formats');
+
+is(DolonMetrics::get($port, '/metrics', {}, '::1')->{status}, 200,
+	'it answers on ::1 too');
+my $head = DolonMetrics::get($port, '/metrics', {}, undef, 'HEAD');
+is($head->{status}, 200, 'HEAD /metrics: 200');
+is($head->{content} // '', '', '... with no body');
+my $post = DolonMetrics::get($port, '/metrics', {}, undef, 'POST');
+is($post->{status}, 405, 'POST: 405');
+is($post->{headers}{allow}, 'GET, HEAD', '... saying what is allowed');
+is(DolonMetrics::get($port, '/nothing')->{status}, 404, 'another path: 404');
+
+# ---- Values against their ground truth ----
+
+# A database where only the test works: its counters move only when the
+# test makes them
+$node->safe_psql('postgres', 'CREATE DATABASE watched');
+$node->safe_psql('watched', q{
+	CREATE TABLE tidy (id int);
+	CREATE SCHEMA "odd ""schema""";
+	CREATE TABLE "odd ""schema""".messy (id int);
+	INSERT INTO tidy SELECT generate_series(1, 100);
+	INSERT INTO "odd ""schema""".messy SELECT generate_series(1, 50);
+	DELETE FROM "odd ""schema""".messy WHERE id <= 20;
+	UPDATE tidy SET id = id + 1 WHERE id <= 10;
+	ANALYZE tidy;
+	VACUUM "odd ""schema""".messy;
+});
+$node->safe_psql('watched', 'SELECT * FROM tidy') for 1 .. 3;
+
+# Sessions in each state, in the watched database: two idle, one idle in a
+# transaction, one whose transaction failed, one active
+my @idle = map { $node->background_psql('watched') } 1 .. 2;
+my $in_transaction = $node->background_psql('watched');
+$in_transaction->query_safe('BEGIN; SELECT txid_current()');
+my $aborted = $node->background_psql('watched', on_error_stop => 0);
+$aborted->query('BEGIN; SELECT 1 / 0');
+my $active = $node->background_psql('watched', on_error_stop => 0);
+$active->query_until(qr/sleeping/, "\\echo sleeping\nSELECT pg_sleep(600);\n");
+
+# The ground truth, once the statistics of the work above are flushed and
+# the sessions are in their states
+my $states_sql = q{
+	SELECT string_agg(state || '=' || n, ',' ORDER BY state)
+	FROM (SELECT state, count(*) AS n FROM pg_stat_activity
+	      WHERE datname = 'watched' AND state IS NOT NULL GROUP BY state) s};
+$node->poll_query_until('postgres', "SELECT ($states_sql) = 'active=1,idle=2,idle in transaction=1,idle in transaction (aborted)=1'")
+  or die 'the sessions are not in their states: ' . $node->safe_psql('postgres', $states_sql);
+my $tables_sql = q{
+	SELECT schemaname, relname, seq_scan, seq_tup_read, n_tup_ins, n_tup_upd,
+	       n_tup_del, n_tup_hot_upd, n_live_tup, n_dead_tup, n_mod_since_analyze,
+	       vacuum_count, autovacuum_count, analyze_count, autoanalyze_count
+	FROM pg_stat_user_tables ORDER BY relid};
+$node->poll_query_until('watched',
+	"SELECT n_tup_del = 20 AND vacuum_count = 1 FROM pg_stat_user_tables WHERE relname = 'messy'")
+  or die 'the statistics of the watched tables are not flushed';
+
+sub labels_of { my ($key) = @_; return $key =~ /\{(.*)\}/ ? $1 : ''; }
+
+# Databases: a scrape between two reads of pg_stat_database that agree
+my @database_columns = qw(numbackends xact_commit xact_rollback blks_read blks_hit
+  tup_returned tup_fetched tup_inserted tup_updated tup_deleted temp_files
+  temp_bytes deadlocks);
+my $database_sql = 'SELECT ' . join(", ", @database_columns)
+  . " FROM pg_stat_database WHERE datname = 'watched'";
+
+# A scrape between two reads of the ground truth that agree, by a session
+# that stays (a new connection would move the counters of shared objects)
+my $truth = $node->background_psql('postgres');
+sub steady_scrape
+{
+	my ($sql) = @_;
+	my ($before, $metrics, $after);
+	DolonTest::poll_until(
+		sub {
+			$before = $truth->query_safe($sql);
+			$metrics = DolonMetrics::scrape($port);
+			$after = $truth->query_safe($sql);
+			return $before eq $after;
+		})
+	  or die "the ground truth does not keep still: $before / $after";
+	return ($before, $metrics);
+}
+my ($before, $metrics) = steady_scrape($database_sql);
+my $datid = $node->safe_psql('postgres', "SELECT oid FROM pg_database WHERE datname = 'watched'");
+my %truth;
+@truth{@database_columns} = split /\|/, $before;
+my %seen;
+@seen{@database_columns} = map {
+	$metrics->{samples}{ DolonMetrics::series_key("pg_stat_database_$_",
+		{ datid => $datid, datname => 'watched' }) } // 'missing'
+} @database_columns;
+is_deeply(\%seen, \%truth, 'pg_stat_database_* of the watched database equal pg_stat_database, column by column');
+is($seen{numbackends}, 5, '... numbackends counts its 5 sessions');
+cmp_ok($seen{tup_inserted}, '>=', 150, '... tup_inserted counts the inserts');
+
+# Every database of pg_database, and the row of shared objects, have a row
+my $databases = $node->safe_psql('postgres',
+	"SELECT string_agg(oid || ':' || datname, ',' ORDER BY oid) FROM pg_database");
+my @rows = sort { (split /:/, $a)[0] <=> (split /:/, $b)[0] }
+  map { my $l = $metrics->{labels}{$_}; "$l->{datid}:$l->{datname}" }
+  grep { /^pg_stat_database_xact_commit\{/ } keys %{ $metrics->{samples} };
+is(join(',', @rows), "0:,$databases",
+	'pg_stat_database_*: a row per database, and the row of shared objects (datid 0)');
+my $shared_sql = 'SELECT ' . join(", ", @database_columns)
+  . ' FROM pg_stat_database WHERE datid = 0';
+my ($shared_truth, $shared_metrics) = steady_scrape($shared_sql);
+is(join('|', map { $shared_metrics->{samples}{ DolonMetrics::series_key("pg_stat_database_$_",
+	{ datid => 0, datname => '' }) } } @database_columns),
+	$shared_truth, '... the shared row equals pg_stat_database\'s');
+
+# Sessions: per database and state, with zeros
+my %counts;
+foreach my $key (grep { /^pg_stat_activity_count\{/ } keys %{ $metrics->{samples} })
+{
+	my $l = $metrics->{labels}{$key};
+	next unless $l->{datname} eq 'watched';
+	$counts{ $l->{state} } = $metrics->{samples}{$key};
+}
+is_deeply(\%counts,
+	{ active => 1, idle => 2, 'idle in transaction' => 1,
+	  'idle in transaction (aborted)' => 1, 'fastpath function call' => 0, disabled => 0 },
+	'pg_stat_activity_count of watched: its sessions in each state, and zeros for the other states');
+my $activity_databases = $node->safe_psql('postgres',
+	'SELECT string_agg(datname, \',\' ORDER BY datname) FROM pg_database');
+my %activity_datnames = map { $metrics->{labels}{$_}{datname} => 1 }
+  grep { /^pg_stat_activity_count\{/ } keys %{ $metrics->{samples} };
+is(join(',', sort keys %activity_datnames), $activity_databases,
+	'... a row for every database of pg_database');
+is(scalar(grep { /^pg_stat_activity_count\{/ } keys %{ $metrics->{samples} }),
+	6 * scalar(keys %activity_datnames), '... six states each');
+
+# The age of the transaction held open, as pg_stat_activity gives it, read
+# just before and just after a scrape
+my $age_sql = q{
+	SELECT extract(epoch FROM clock_timestamp() - xact_start) FROM pg_stat_activity
+	WHERE datname = 'watched' AND state = 'idle in transaction'};
+my $age_key = DolonMetrics::series_key('pg_stat_activity_max_tx_duration',
+	{ datname => 'watched', state => 'idle in transaction' });
+my $age_before = $node->safe_psql('postgres', $age_sql);
+my $age = DolonMetrics::scrape($port)->{samples}{$age_key};
+my $age_after = $node->safe_psql('postgres', $age_sql);
+ok($age >= $age_before - 0.001 && $age <= $age_after + 0.001,
+	"pg_stat_activity_max_tx_duration of the open transaction ($age s) is its age in pg_stat_activity ($age_before to $age_after s)");
+is($metrics->{samples}{ DolonMetrics::series_key('pg_stat_activity_max_tx_duration',
+	{ datname => 'watched', state => 'disabled' }) }, 0, '... and 0 for a state with no session');
+
+# Tables: the user tables of the database dolon connects to.  The watched
+# tables are in another database, so it is the tables of postgres that are
+# reported; make some there too.
+$node->safe_psql('postgres', q{
+	CREATE TABLE here (id int);
+	INSERT INTO here SELECT generate_series(1, 42);
+	DELETE FROM here WHERE id > 40;
+	CREATE TABLE "new
+line" (id int);
+	INSERT INTO "new
+line" VALUES (1);
+});
+$node->poll_query_until('postgres',
+	"SELECT n_live_tup = 40 AND n_dead_tup = 2 FROM pg_stat_user_tables WHERE relname = 'here'")
+  or die 'the statistics of the tables of postgres are not flushed';
+my @table_columns = qw(seq_scan seq_tup_read n_tup_ins n_tup_upd n_tup_del n_tup_hot_upd
+  n_live_tup n_dead_tup n_mod_since_analyze vacuum_count autovacuum_count
+  analyze_count autoanalyze_count);
+my $table_sql = 'SELECT schemaname, relname, ' . join(', ', @table_columns)
+  . ' FROM pg_stat_user_tables ORDER BY schemaname, relname';
+my $table_truth;
+($table_truth, $metrics) = steady_scrape($table_sql);
+my %tables;
+foreach my $key (grep { /^pg_stat_user_tables_/ } keys %{ $metrics->{samples} })
+{
+	my $l = $metrics->{labels}{$key};
+	my ($column) = $key =~ /^pg_stat_user_tables_(\w+)\{/;
+	is($l->{datname}, 'postgres', "$key is of the database dolon connects to")
+	  unless $l->{datname} eq 'postgres';
+	$tables{"$l->{schemaname}|$l->{relname}"}{$column} = $metrics->{samples}{$key};
+}
+my $seen_tables = join("\n", map {
+	my $t = $_;
+	join('|', $t, map { $tables{$t}{$_} // 'missing' } @table_columns)
+} sort keys %tables);
+is($seen_tables, $table_truth,
+	'pg_stat_user_tables_* equal pg_stat_user_tables, table by table and column by column (a name with a line feed included)');
+ok(!grep({ /\|messy$|\|tidy$/ } keys %tables), '... and the tables of other databases are not there');
+
+$aborted->query('ROLLBACK');
+$_->quit for @idle, $in_transaction, $aborted, $truth;
+$node->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'");
+$active->quit;
+
+# ---- The token ----
+
+# Set at server start only: a reload would log its new value
+$node->append_conf('postgresql.conf', "dolon.metrics_token = 'Sesame-7f3a'");
+$node->restart;
+DolonTest::poll_until(sub { DolonMetrics::get($port, '/metrics')->{status} == 401 })
+  or die 'the token is not asked for after a restart';
+$pid = metrics_pid();
+my $refused = DolonMetrics::get($port, '/metrics');
+is($refused->{status}, 401, 'with dolon.metrics_token set, a scrape without the token: 401');
+is($refused->{headers}{'www-authenticate'}, 'Bearer realm="dolon"', '... asking for a bearer token');
+unlike($refused->{content}, qr/pg_up/, '... and no metrics');
+is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3b' })->{status}, 401,
+	'a wrong token: 401');
+is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a0' })->{status}, 401,
+	'a longer token: 401');
+is(DolonMetrics::get($port, '/nothing')->{status}, 401,
+	'a path that does not exist, without the token: 401, not 404');
+my $granted = DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a' });
+is($granted->{status}, 200, 'the right token: 200');
+like($granted->{content}, qr/^pg_up 1$/m, '... with the metrics');
+$node->safe_psql('postgres', 'CREATE ROLE watcher LOGIN IN ROLE pg_read_all_stats');
+my ($rc, $stdout, $stderr) = $node->psql('postgres', 'SHOW dolon.metrics_token',
+	extra_params => [ '-U', 'watcher' ]);
+like($stderr, qr/permission denied|must be superuser|privileges of pg_read_all_settings/,
+	'a role without pg_read_all_settings cannot read the token');
+$node->append_conf('postgresql.conf', "dolon.metrics_token = 'Sesame-8e2b'");
+$node->reload;
+like(slurp_file($node->logfile), qr/parameter "dolon.metrics_token" cannot be changed without restarting the server/,
+	'a reload with another token says it takes a restart');
+is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a' })->{status}, 200,
+	'... and the token of the server start still holds');
+unlike(slurp_file($node->logfile), qr/Sesame/, 'no token is ever written to the server log');
+$node->append_conf('postgresql.conf', "dolon.metrics_token = ''");
+$node->restart;
+DolonTest::poll_until(sub { DolonMetrics::get($port, '/metrics')->{status} == 200 })
+  or die 'the token is still asked for after it was removed';
+$pid = metrics_pid();
+
+# ---- Hostile clients ----
+
+sub raw_exchange
+{
+	my ($bytes, $wait) = @_;
+	my $socket = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+		Proto => 'tcp') or die "cannot connect: $!";
+	$socket->autoflush(1);
+	local $SIG{PIPE} = 'IGNORE';
+	print $socket $bytes;
+	shutdown($socket, 1) unless $wait;
+	my $reply = '';
+	my $deadline = time + 30;
+	while (time < $deadline)
+	{
+		my $read = sysread($socket, my $chunk, 65536);
+		last unless $read;
+		$reply .= $chunk;
+	}
+	close $socket;
+	return $reply;
+}
+
+sub timed_exchange
+{
+	my ($bytes, $wait) = @_;
+	my $started = time;
+	my $reply = raw_exchange($bytes, $wait);
+	return ($reply, time - $started);
+}
+
+my ($reply, $took) = timed_exchange("\x00\xff\x17garbage\r\n\r\n");
+ok($reply !~ /^HTTP\/1\.1 [23]/ && $took < 15,
+	sprintf('binary garbage: no answer but an error, and the connection closed (after %.1f s)', $took));
+($reply, $took) = timed_exchange("GARBAGE\r\n\r\n");
+ok($reply !~ /^HTTP\/1\.1 [23]/ && $took < 15,
+	sprintf('a request line that is not one: no answer but an error, and the connection closed (after %.1f s)', $took));
+($reply) = timed_exchange("GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " . ('a' x (4 * 1024 * 1024)) . "\r\n\r\n", 1);
+like($reply, qr/^HTTP\/1\.1 431 /, 'a request of 4 MB of headers: 431, at once');
+($reply) = timed_exchange('GET /' . ('a' x 100_000) . " HTTP/1.1\r\nHost: x\r\n\r\n", 1);
+like($reply, qr/^HTTP\/1\.1 414 /, 'a path of 100 kB: 414');
+is(DolonMetrics::get($port, '/metrics')->{status}, 200, 'a scrape still works after them');
+
+# As many idle connections as the worker takes at once (64), one sending a
+# byte now and then: a scrape waits for them to time out (5 s of silence),
+# no longer
+my @held = map {
+	IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+	  or die "cannot connect: $!"
+} 1 .. 64;
+my $trickle = $held[0];
+$trickle->autoflush(1);
+print $trickle 'G';
+my $scrape_started = time;
+is(DolonMetrics::get($port, '/metrics')->{status}, 200, 'with the connections held, a scrape is answered');
+my $waited = time - $scrape_started;
+cmp_ok($waited, '<', 25, sprintf('... within the idle timeout, and not much more (%.1f s)', $waited));
+close $_ for @held;
+
+# Many more connections than it takes, opened at once without waiting:
+# the worker does not restart, and once they are gone it scrapes as before
+my @flood = grep { defined } map {
+	IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp',
+		Blocking => 0)
+} 1 .. 1000;
+cmp_ok(scalar(@flood), '>', 0, 'a flood of connections (' . scalar(@flood) . ')');
+close $_ for @flood;
+DolonTest::poll_until(sub { DolonMetrics::get($port, '/metrics')->{status} == 200 })
+  or die 'the endpoint does not come back after the flood';
+is(metrics_pid(), $pid, 'the worker did not restart');
+
+# An idle connection is closed by the server after its timeout
+my $idle = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp')
+  or die "cannot connect: $!";
+my $opened = time;
+my $got = sysread($idle, my $nothing, 1);
+my $held_for = time - $opened;
+ok(defined $got && $got == 0 && $held_for < 15,
+	sprintf('an idle connection is closed by the server (after %.1f s)', $held_for));
+
+# 300 scrapes: the worker's memory does not grow with them
+sub worker_memory
+{
+	my $status = slurp_file("/proc/$pid/status");
+	my ($anon) = $status =~ /^RssAnon:\s+(\d+) kB/m;
+	return $anon;
+}
+DolonMetrics::scrape($port) for 1 .. 50;
+my $memory_before = worker_memory();
+DolonMetrics::scrape($port) for 1 .. 300;
+my $memory_after = worker_memory();
+SKIP:
+{
+	skip 'memory grows by design under AddressSanitizer', 1 if DolonTest::sanitized();
+	cmp_ok($memory_after - $memory_before, '<', 256,
+		"300 more scrapes grow the worker's anonymous memory by less than 256 kB ($memory_before kB to $memory_after kB)");
+}
+is(metrics_pid(), $pid, 'the worker never restarted');
+
+
+# ---- Off by default ----
+
+my $plain = DolonTest::new_node('plain', $sink->port);
+$plain->start;
+is($plain->safe_psql('postgres',
+	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dolon metrics'"),
+	'0', 'with dolon.metrics_port unset (0), no metrics worker runs');
+$plain->stop;
+
+$node->stop;
+DolonTest::check_log_clean($node,
+	allow => [ qr/^division by zero$/, qr/^canceling statement due to user request$/,
+		qr/^must be superuser or have privileges of pg_read_all_settings to examine "dolon\.metrics_token"$/ ]);
+DolonTest::check_log_clean($plain);
+
+done_testing();
