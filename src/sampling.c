@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sampling.c
- *		The values of the built-in profilers, and where each is read.
+ *		The values of the built-in profilers, and where each is read; the
+ *		same reads serve the metrics endpoint (metrics_exposition.c).
  *
  * Every value is read in-process from shared memory, never by running SQL.
  * The sources are:

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * sampling.h
- *		The values of the built-in profilers, read in-process.
+ *		The values of the built-in profilers, and the server state they
+ *		come from (also served as metrics), read in-process.
  *
  * Copyright (c) 2026, the dolon authors
  *

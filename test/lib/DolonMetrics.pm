@@ -105,7 +105,7 @@ sub parse
 	my $current;
 	foreach my $line (split /\n/, $text)
 	{
-		if ($line =~ /^# TYPE (\S+) (counter|gauge|unknown|untyped)$/)
+		if ($line =~ /^# TYPE (\S+) (\w+)$/)
 		{
 			push @errors, "family $1 declared twice" if exists $types{$1};
 			$types{$1} = $2;
@@ -129,7 +129,8 @@ sub parse
 		push @errors, "bad labels: $line"
 		  if (pos($label_text) // 0) != length $label_text;
 		push @errors, "sample of an undeclared family: $line"
-		  unless defined $current && ($name eq $current || $name eq "${current}_total");
+		  unless defined $current
+		  && ($name eq $current || $name =~ /^\Q$current\E_(?:total|sum|count|bucket|created)$/);
 		my $key = series_key($name, \%set);
 		push @errors, "series twice: $key" if exists $samples{$key};
 		$samples{$key} = $value eq 'NaN' ? 'NaN' : $value + 0;

@@ -47,6 +47,10 @@ set_server_paths
 # Debian packages needed to build dolon and to run its tests
 DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libmicrohttpd-dev libipc-run-perl"
 
+# The real programs the tests of the metrics endpoint talk to, each started
+# and stopped by its test
+DOLON_PEER_PACKAGES="prometheus prometheus-postgres-exporter victoria-metrics"
+
 say() { printf '== %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
@@ -59,7 +63,24 @@ ensure_dependencies() {
 		pg_ctlcluster "$PG_MAJOR" main stop 2>/dev/null || true
 	fi
 	ensure_fuzz_packages
+	ensure_peer_packages
 	set_server_paths
+}
+
+# Install the peers.  Debian starts a package's service on install where an
+# init system runs; theirs would hold their ports for nothing, so that
+# start is refused (policy-rc.d), unless a policy is in place already.
+ensure_peer_packages() {
+	policy=/usr/sbin/policy-rc.d
+	if [ "$(id -u)" = 0 ] && [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+		(ensure_packages $DOLON_PEER_PACKAGES)
+		status=$?
+		rm -f "$policy"
+		[ "$status" = 0 ] || exit "$status"
+	else
+		ensure_packages $DOLON_PEER_PACKAGES
+	fi
 }
 
 # The fuzzing harnesses (make fuzz) need clang, lld, and clang's sanitizer

@@ -1,0 +1,112 @@
+
+=pod
+
+=head1 NAME
+
+DolonPeers - the real programs dolon's tests talk to, started and stopped by
+the test
+
+=head1 SYNOPSIS
+
+  use DolonPeers;
+
+  my $prometheus = DolonPeers->start('prometheus',
+      [ 'prometheus', "--config.file=$config", ... ],
+      "http://127.0.0.1:$port/-/ready");
+  my $value = DolonPeers::instant_query("http://127.0.0.1:$port", 'up');
+  $prometheus->stop;
+
+=head1 DESCRIPTION
+
+Each peer is a program from Debian's packages (test/lib/common.sh installs
+them), run on loopback with its data in the test's own directory, and
+killed when the test ends, however it ends.
+
+=cut
+
+package DolonPeers;
+
+use strict;
+use warnings;
+
+use HTTP::Tiny;
+use IPC::Run;
+use JSON::PP;
+use PostgreSQL::Test::Utils;
+use Time::HiRes qw(time usleep);
+
+my @running;
+
+=pod
+
+=item DolonPeers->start($name, \@command, $ready_url)
+
+Start @command, its output in the test's log directory as $name.log, and
+wait until $ready_url answers 200.  Dies if it does not within the tests'
+default timeout.
+
+=cut
+
+sub start
+{
+	my ($class, $name, $command, $ready_url) = @_;
+	my $log = "$PostgreSQL::Test::Utils::log_path/$name.log";
+	my $handle = IPC::Run::start($command, '<', \undef, '>', $log, '2>&1');
+	my $self = bless { name => $name, handle => $handle, log => $log }, $class;
+	push @running, $self;
+	my $http = HTTP::Tiny->new(timeout => 5);
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return $self if $http->get($ready_url)->{status} == 200;
+		die "$name exited: " . slurp_file($log) unless $handle->pumpable;
+		usleep(100_000);
+	}
+	die "$name is not ready at $ready_url: " . slurp_file($log);
+}
+
+=pod
+
+=item $peer->stop
+
+Stop the peer (SIGTERM, then SIGKILL after a while).
+
+=cut
+
+sub stop
+{
+	my ($self) = @_;
+	return unless $self->{handle};
+	$self->{handle}->kill_kill(grace => 10);
+	delete $self->{handle};
+	@running = grep { $_ != $self } @running;
+	return;
+}
+
+END
+{
+	$_->stop foreach @running;
+}
+
+=pod
+
+=item instant_query($base_url, $promql)
+
+The result of an instant query of Prometheus' HTTP API (which
+VictoriaMetrics serves too): a list of [labels, value] pairs.
+
+=cut
+
+sub instant_query
+{
+	my ($base, $promql) = @_;
+	my $http = HTTP::Tiny->new(timeout => 10);
+	my $response = $http->get("$base/api/v1/query?"
+		  . $http->www_form_urlencode({ query => $promql }));
+	die "query $promql: $response->{status} $response->{content}"
+	  unless $response->{status} == 200;
+	my $answer = decode_json($response->{content});
+	return map { [ $_->{metric}, $_->{value}[1] ] } @{ $answer->{data}{result} };
+}
+
+1;
