@@ -15,8 +15,8 @@ FUZZ_FINDINGS ?= $(FUZZ_DIR)/findings
 
 # Each harness, the files of src/ it compiles, and its longest input: a UDP
 # datagram for the collector's decoder (MAX_DATAGRAM_BYTES), a setting's
-# text or a string of a datagram otherwise
-FUZZ_HARNESSES = decode profilers host csv
+# text, a string of a datagram or the fields of an HTTP request otherwise
+FUZZ_HARNESSES = decode profilers host csv http
 fuzz_sources_decode = src/protocol.c
 fuzz_max_len_decode = 65507
 fuzz_sources_profilers = src/profilers.c
@@ -25,15 +25,19 @@ fuzz_sources_host = src/guc.c
 fuzz_max_len_host = 1024
 fuzz_sources_csv = src/render.c
 fuzz_max_len_csv = 4096
+fuzz_sources_http = src/metrics_request.c
+fuzz_max_len_http = 4096
 
 # The harnesses link PostgreSQL's libpgcommon and libpgport and the support
 # file, with lld, which leaves out, unresolved, what no harness reaches; and
-# libpq, whose PQExpBuffer the JSON parser of libpgcommon uses from 18 on
+# libpq, whose PQExpBuffer the JSON parser of libpgcommon uses from 18 on;
+# and OpenSSL's libcrypto (the server's own), whose CRYPTO_memcmp() is
+# libpgport's timingsafe_bcmp()
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-ffunction-sections -fdata-sections -Wall -Wno-ignored-attributes \
 	-I$(FUZZ_DIR) -I$(srcdir)/src -I$(includedir_server)
 FUZZ_LDFLAGS = -fuse-ld=lld -Wl,--gc-sections -L$(pkglibdir) -L$(libdir)
-FUZZ_LIBS = -lpgcommon_shlib -lpgport_shlib -lpq
+FUZZ_LIBS = -lpgcommon_shlib -lpgport_shlib -lpq -l:libcrypto.so.3
 
 FUZZ_PROGRAMS = $(addprefix $(FUZZ_BUILD)/,$(FUZZ_HARNESSES))
 EXTRA_CLEAN += $(FUZZ_BUILD)

@@ -1,0 +1,99 @@
+/*-------------------------------------------------------------------------
+ *
+ * http.c
+ *		Fuzzing harness of what the metrics endpoint answers to a request,
+ *		dolon_metrics_answer() and dolon_metrics_format() in
+ *		src/metrics_request.c.
+ *
+ * libmicrohttpd parses the requests; what reaches dolon are the fields it
+ * parsed, which a client chooses.  Each input is five of them, separated by
+ * NUL bytes: method, path, Accept, Authorization and the token the server
+ * asks for (an empty one: none); a field left out is empty, and an empty
+ * Accept or Authorization is a header not sent.  The properties:
+ *
+ * - with a token set, only "Bearer " (in any case) and the token, exactly,
+ *   is let in: anything else is answered 401, whatever the method or path;
+ * - the metrics are answered only to GET or HEAD of /metrics;
+ * - OpenMetrics is chosen if and only if Accept names it.
+ *
+ * Copyright (c) 2026, the dolon authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "metrics_request.h"
+#include "support.h"
+
+#define FIELDS 5
+
+/* Does text contain what, ASCII case aside? */
+static bool
+contains_caseless(const char *text, const char *what)
+{
+	size_t		length = strlen(what);
+
+	for (; *text != '\0'; text++)
+		if (pg_strncasecmp(text, what, length) == 0)
+			return true;
+	return false;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *fields[FIELDS] = {"", "", "", "", ""};
+	size_t		offset = 0;
+	int			n = 0;
+	DolonMetricsRequest request;
+	DolonMetricsAnswer answer;
+	const char *token;
+
+	/* The fields, NUL-separated */
+	while (n < FIELDS && offset <= size)
+	{
+		char	   *field = palloc(size - offset + 1);
+		size_t		length = 0;
+
+		while (offset + length < size && data[offset + length] != '\0')
+			length++;
+		memcpy(field, data + offset, length);
+		field[length] = '\0';
+		fields[n++] = field;
+		offset += length + 1;
+	}
+
+	request.method = fields[0];
+	request.path = fields[1];
+	request.accept = fields[2][0] != '\0' ? fields[2] : NULL;
+	request.authorization = fields[3][0] != '\0' ? fields[3] : NULL;
+	token = fields[4];
+
+	answer = dolon_metrics_answer(&request, token);
+	if (token[0] != '\0')
+	{
+		bool		presented = request.authorization != NULL &&
+			strlen(request.authorization) == strlen("Bearer ") + strlen(token) &&
+			pg_strncasecmp(request.authorization, "Bearer ", strlen("Bearer ")) == 0 &&
+			strcmp(request.authorization + strlen("Bearer "), token) == 0;
+
+		if (!presented && answer != DOLON_ANSWER_UNAUTHORIZED)
+			fuzz_finding("a request without the token is let in");
+		if (presented && answer == DOLON_ANSWER_UNAUTHORIZED)
+			fuzz_finding("a request with the token is refused");
+	}
+	else if (answer == DOLON_ANSWER_UNAUTHORIZED)
+		fuzz_finding("a token is asked for where none is set");
+	if (answer == DOLON_ANSWER_METRICS &&
+		(strcmp(request.path, "/metrics") != 0 ||
+		 (strcmp(request.method, "GET") != 0 && strcmp(request.method, "HEAD") != 0)))
+		fuzz_finding("the metrics are answered to another method or path");
+
+	if ((dolon_metrics_format(request.accept) == DOLON_FORMAT_OPENMETRICS) !=
+		(request.accept != NULL &&
+		 contains_caseless(request.accept, "application/openmetrics-text")))
+		fuzz_finding("OpenMetrics is chosen where Accept does not name it, or the other way");
+
+	fuzz_reset_memory();
+	return 0;
+}
