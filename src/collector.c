@@ -104,24 +104,6 @@
 /* Seconds before the postmaster restarts a collector that exited */
 #define COLLECTOR_RESTART_SECONDS 10
 
-/* State of the collector in shared memory, for dolon.collector */
-typedef struct DolonCollectorStatus
-{
-	slock_t		mutex;
-	pid_t		pid;
-	bool		waiting_for_extension;
-	int64		received;
-	int64		stored_runs;
-	int64		stored_rows;
-	int64		duplicate_runs;
-	int64		orphan_rows;
-	int64		malformed;
-	int64		refused;		/* runs or rows of too many columns */
-	int64		dropped;
-	int64		batches;
-	int64		expired_rows;
-	DolonLastError last_error;
-} DolonCollectorStatus;
 
 /* Datagrams taken by one recvmmsg() call */
 #define RECEIVE_VECTOR 64
@@ -227,6 +209,19 @@ dolon_register_collector(void)
 	strcpy(worker.bgw_name, "dolon collector");
 	strcpy(worker.bgw_type, "dolon collector");
 	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * Copy the collector's status in shared memory, as one consistent reading.
+ * Needs dolon in shared_preload_libraries.
+ */
+void
+dolon_read_collector_status(DolonCollectorStatus *status)
+{
+	Assert(collector_status != NULL);
+	SpinLockAcquire(&collector_status->mutex);
+	memcpy(status, collector_status, sizeof(DolonCollectorStatus));
+	SpinLockRelease(&collector_status->mutex);
 }
 
 /* Add to the counters of the shared status */
@@ -1103,9 +1098,7 @@ dolon_collector_state(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	dolon_check_result_columns(tupdesc, lengthof(values));
 
-	SpinLockAcquire(&collector_status->mutex);
-	memcpy(&status, collector_status, sizeof(status));
-	SpinLockRelease(&collector_status->mutex);
+	dolon_read_collector_status(&status);
 
 	memset(nulls, 0, sizeof(nulls));
 	values[c] = Int32GetDatum(status.pid);

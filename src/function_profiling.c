@@ -990,51 +990,79 @@ dolon_clear(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The counters of every profiled function, read together; *count is set to
+ * their number.  The array and the signatures are palloc'd.
+ */
+DolonFunctionCounters *
+dolon_read_function_counters(int *count)
+{
+	DolonFunctionCounters *functions;
+	int			n = 0;
+	int			i;
+
+	require_function_profiling();
+	functions = palloc(Max(profiling->capacity, 1) * sizeof(DolonFunctionCounters));
+	LWLockAcquire(profiling->lock, LW_SHARED);
+	for (i = 0; i < profiling->capacity; i++)
+	{
+		ProfiledFunction *entry = &profiling->entries[i];
+		DolonFunctionCounters *function = &functions[n];
+		int64		active;
+
+		if (!OidIsValid(entry->function))
+			continue;
+		function->database = entry->database;
+		function->function = entry->function;
+		function->signature = pstrdup(entry->signature);
+		function->column = pstrdup(entry->column);
+		function->hits = (int64) pg_atomic_read_u64(&entry->hits);
+		active = (int64) pg_atomic_read_u64(&entry->active);
+		function->active = active > 0 ? active : 0;
+		function->completed = (int64) pg_atomic_read_u64(&entry->completed);
+		function->completed_ns = pg_atomic_read_u64(&entry->completed_ns);
+		n++;
+	}
+	LWLockRelease(profiling->lock);
+	*count = n;
+	return functions;
+}
+
+/*
  * dolon.function_stats(): the counters of every profiled function.
  */
 Datum
 dolon_function_stats(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DolonFunctionCounters *functions;
+	int			count;
 	int			i;
 
 	require_function_profiling();
 	InitMaterializedSRF(fcinfo, 0);
 	dolon_check_result_columns(rsinfo->setDesc, FUNCTION_STATS_COLS);
 
-	LWLockAcquire(profiling->lock, LW_SHARED);
-	for (i = 0; i < profiling->capacity; i++)
+	functions = dolon_read_function_counters(&count);
+	for (i = 0; i < count; i++)
 	{
-		ProfiledFunction *entry = &profiling->entries[i];
+		DolonFunctionCounters *function = &functions[i];
 		Datum		values[FUNCTION_STATS_COLS];
 		bool		nulls[FUNCTION_STATS_COLS] = {false};
-		uint64		completed;
-		uint64		completed_ns;
-		int64		active;
-		char	   *database;
+		char	   *database = get_database_name(function->database);
 
-		if (!OidIsValid(entry->function))
-			continue;
-
-		completed = pg_atomic_read_u64(&entry->completed);
-		completed_ns = pg_atomic_read_u64(&entry->completed_ns);
-		active = (int64) pg_atomic_read_u64(&entry->active);
-		database = get_database_name(entry->database);
-
-		values[0] = ObjectIdGetDatum(entry->database);
+		values[0] = ObjectIdGetDatum(function->database);
 		values[1] = database ? CStringGetTextDatum(database) : (Datum) 0;
 		nulls[1] = database == NULL;
-		values[2] = ObjectIdGetDatum(entry->function);
-		values[3] = CStringGetTextDatum(entry->signature);
-		values[4] = CStringGetTextDatum(entry->column);
-		values[5] = Int64GetDatum((int64) pg_atomic_read_u64(&entry->hits));
-		values[6] = Int64GetDatum(active > 0 ? active : 0);
-		values[7] = Int64GetDatum((int64) completed);
-		values[8] = Float8GetDatum(completed > 0 ?
-								   completed_ns / 1e9 / completed : 0);
+		values[2] = ObjectIdGetDatum(function->function);
+		values[3] = CStringGetTextDatum(function->signature);
+		values[4] = CStringGetTextDatum(function->column);
+		values[5] = Int64GetDatum(function->hits);
+		values[6] = Int64GetDatum(function->active);
+		values[7] = Int64GetDatum(function->completed);
+		values[8] = Float8GetDatum(function->completed > 0 ?
+								   function->completed_ns / 1e9 / function->completed : 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	LWLockRelease(profiling->lock);
 
 	return (Datum) 0;
 }

@@ -290,7 +290,7 @@ dolon_define_settings(void)
 							   &dolon_metrics_token,
 							   "",
 							   PGC_POSTMASTER,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   GUC_SUPERUSER_ONLY,
 							   NULL,
 							   NULL,
 							   NULL);

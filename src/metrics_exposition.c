@@ -36,6 +36,7 @@
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "common/shortest_dec.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -44,9 +45,14 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "collector.h"
 #include "compat.h"
+#include "function_profiling.h"
+#include "guc.h"
+#include "host.h"
 #include "metrics_exposition.h"
 #include "sampling.h"
+#include "tracers.h"
 
 /* The exposition being written */
 typedef struct Exposition
@@ -59,7 +65,8 @@ typedef struct Exposition
 typedef enum MetricType
 {
 	GAUGE,
-	COUNTER
+	COUNTER,					/* named as the exporter names it */
+	COUNTER_TOTAL				/* a counter of dolon's own: samples named _total */
 } MetricType;
 
 /* A family of per-database or per-table values, and where each comes from */
@@ -71,22 +78,32 @@ typedef struct Family
 } Family;
 
 /*
- * Start a family: its HELP and TYPE lines.
+ * Start a family: its HELP and TYPE lines.  The family of a COUNTER_TOTAL
+ * is named without _total in OpenMetrics, which adds it to the samples'
+ * names, and with it in the text format, where the family and the samples
+ * have the same name.
  */
 static void
 begin_family(Exposition *e, const char *name, MetricType type,
 			 const char *help)
 {
 	const char *type_name;
+	const char *suffix = "";
 
 	if (type == GAUGE)
 		type_name = "gauge";
+	else if (type == COUNTER_TOTAL)
+	{
+		type_name = "counter";
+		if (e->format == DOLON_FORMAT_PROMETHEUS)
+			suffix = "_total";
+	}
 	else if (e->format == DOLON_FORMAT_OPENMETRICS)
 		type_name = "unknown";	/* see the comment at the top */
 	else
 		type_name = "counter";
-	appendStringInfo(e->out, "# HELP %s %s\n# TYPE %s %s\n",
-					 name, help, name, type_name);
+	appendStringInfo(e->out, "# HELP %s%s %s\n# TYPE %s%s %s\n",
+					 name, suffix, help, name, suffix, type_name);
 }
 
 /*
@@ -127,7 +144,13 @@ write_sample(Exposition *e, const char *name, double value)
 	else if (value == rint(value) && fabs(value) < 1e15)
 		appendStringInfo(e->out, " %.0f\n", value);
 	else
-		appendStringInfo(e->out, " %.17g\n", value);
+	{
+		char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+		/* the shortest text that reads back as the same value, as float8out */
+		double_to_shortest_decimal_buf(value, digits);
+		appendStringInfo(e->out, " %s\n", digits);
+	}
 	resetStringInfo(&e->labels);
 }
 
@@ -369,6 +392,203 @@ write_tables(Exposition *e)
 }
 
 /*
+ * One family of a value per tracer, labelled with the tracer's name
+ */
+typedef struct TracerFamily
+{
+	const char *name;
+	MetricType	type;
+	const char *help;
+} TracerFamily;
+
+static const TracerFamily tracer_families[] = {
+	{"dolon_tracer_running", GAUGE, "Whether the tracer's worker runs (1) or is starting again (0)."},
+	{"dolon_tracer_samples", COUNTER_TOTAL, "Samples taken by the tracer since its worker started."},
+	{"dolon_tracer_rows_sent", COUNTER_TOTAL, "Rows the tracer sent since its worker started."},
+	{"dolon_tracer_send_errors", COUNTER_TOTAL, "Rows the tracer could not send since its worker started."},
+	{"dolon_tracer_profiler_errors", COUNTER_TOTAL, "Custom profiler calls that failed since the tracer's worker started."},
+	{"dolon_tracer_last_sample_seconds", GAUGE, "Time the tracer's last sample took."},
+};
+
+/* The value of tracer_families[c] for a tracer */
+static double
+tracer_value(int c, const DolonTracerStatus *status)
+{
+	switch (c)
+	{
+		case 0:
+			return status->pid != 0;
+		case 1:
+			return status->samples;
+		case 2:
+			return status->rows_sent;
+		case 3:
+			return status->send_errors;
+		case 4:
+			return status->profiler_errors;
+		default:
+			return status->last_sample_us / 1e6;
+	}
+}
+
+/*
+ * dolon_tracer_*: the health of every tracer, as dolon.tracers shows it.
+ */
+static void
+write_tracers(Exposition *e)
+{
+	int			ntracers = 0;
+	char	  **names = palloc(dolon_shared->max_tracers * sizeof(char *));
+	DolonTracerStatus *statuses = palloc(dolon_shared->max_tracers * sizeof(DolonTracerStatus));
+	int			c;
+	int			t;
+
+	for (t = 0; t < dolon_shared->max_tracers; t++)
+	{
+		char		profilers[DOLON_MAX_PROFILERS_BYTES];
+
+		names[ntracers] = palloc(DOLON_MAX_TRACER_NAME_BYTES);
+		if (dolon_read_tracer(t, names[ntracers], profilers, &statuses[ntracers]))
+			ntracers++;
+	}
+
+	for (c = 0; c < lengthof(tracer_families); c++)
+	{
+		const TracerFamily *family = &tracer_families[c];
+		char	   *sample = psprintf("%s%s", family->name,
+									  family->type == COUNTER_TOTAL ? "_total" : "");
+
+		begin_family(e, family->name, family->type, family->help);
+		for (t = 0; t < ntracers; t++)
+		{
+			add_label(e, "tracer", names[t]);
+			write_sample(e, sample, tracer_value(c, &statuses[t]));
+		}
+	}
+}
+
+/*
+ * dolon_collector_*: the counters of the collector, as dolon.collector shows
+ * them, when it runs.
+ */
+static void
+write_collector(Exposition *e)
+{
+	DolonCollectorStatus status;
+
+	if (dolon_collector_port == 0)
+		return;
+	dolon_read_collector_status(&status);
+	begin_family(e, "dolon_collector_running", GAUGE,
+				 "Whether the collector's worker runs (1) or is starting again (0).");
+	write_sample(e, "dolon_collector_running", status.pid != 0);
+	begin_family(e, "dolon_collector_received", COUNTER_TOTAL,
+				 "Datagrams the collector received.");
+	write_sample(e, "dolon_collector_received_total", status.received);
+	begin_family(e, "dolon_collector_stored_runs", COUNTER_TOTAL,
+				 "Runs the collector stored.");
+	write_sample(e, "dolon_collector_stored_runs_total", status.stored_runs);
+	begin_family(e, "dolon_collector_stored_rows", COUNTER_TOTAL,
+				 "Rows the collector stored.");
+	write_sample(e, "dolon_collector_stored_rows_total", status.stored_rows);
+	begin_family(e, "dolon_collector_malformed", COUNTER_TOTAL,
+				 "Datagrams the collector could not read.");
+	write_sample(e, "dolon_collector_malformed_total", status.malformed);
+	begin_family(e, "dolon_collector_refused", COUNTER_TOTAL,
+				 "Runs or rows the collector refused for having too many columns.");
+	write_sample(e, "dolon_collector_refused_total", status.refused);
+	begin_family(e, "dolon_collector_dropped", COUNTER_TOTAL,
+				 "Datagrams lost before the collector could store them.");
+	write_sample(e, "dolon_collector_dropped_total", status.dropped);
+}
+
+/*
+ * dolon_function_*: the counters of the profiled functions.  Averages are
+ * for the query to compute: seconds over completed calls.
+ */
+static void
+write_functions(Exposition *e)
+{
+	DolonFunctionCounters *functions;
+	char	  **datnames;
+	int			count;
+	int			f;
+
+	functions = dolon_read_function_counters(&count);
+	datnames = palloc(Max(count, 1) * sizeof(char *));
+	for (f = 0; f < count; f++)
+		datnames[f] = database_name(functions[f].database);
+
+	begin_family(e, "dolon_function_calls", COUNTER_TOTAL,
+				 "Calls of the profiled function started.");
+	for (f = 0; f < count; f++)
+	{
+		add_label(e, "datname", datnames[f]);
+		add_label(e, "function", functions[f].signature);
+		write_sample(e, "dolon_function_calls_total", functions[f].hits);
+	}
+	begin_family(e, "dolon_function_completed_calls", COUNTER_TOTAL,
+				 "Calls of the profiled function ended, by a return or an error.");
+	for (f = 0; f < count; f++)
+	{
+		add_label(e, "datname", datnames[f]);
+		add_label(e, "function", functions[f].signature);
+		write_sample(e, "dolon_function_completed_calls_total", functions[f].completed);
+	}
+	begin_family(e, "dolon_function_seconds", COUNTER_TOTAL,
+				 "Time spent in the ended calls of the profiled function.");
+	for (f = 0; f < count; f++)
+	{
+		add_label(e, "datname", datnames[f]);
+		add_label(e, "function", functions[f].signature);
+		write_sample(e, "dolon_function_seconds_total", functions[f].completed_ns / 1e9);
+	}
+	begin_family(e, "dolon_function_active_instances", GAUGE,
+				 "Calls of the profiled function in progress.");
+	for (f = 0; f < count; f++)
+	{
+		add_label(e, "datname", datnames[f]);
+		add_label(e, "function", functions[f].signature);
+		write_sample(e, "dolon_function_active_instances", functions[f].active);
+	}
+}
+
+/*
+ * dolon_host_* and dolon_server_*: the host and the server's processes, as
+ * the host profilers read them from /proc.  The CPU is over the time since
+ * the previous scrape, so the first scrape has none.
+ */
+static void
+write_host(Exposition *e)
+{
+	static DolonCpuReading cpu_reading;
+	double		value;
+	double		private_mb;
+
+	if (dolon_read_cpu_percent(&cpu_reading, &value))
+	{
+		begin_family(e, "dolon_host_cpu_percent", GAUGE,
+					 "CPU use of the host since the previous scrape, in percent of all its CPUs.");
+		write_sample(e, "dolon_host_cpu_percent", value);
+	}
+	if (dolon_read_virtual_memory_percent(&value))
+	{
+		begin_family(e, "dolon_host_virtual_memory_percent", GAUGE,
+					 "Memory of the host in use, in percent.");
+		write_sample(e, "dolon_host_virtual_memory_percent", value);
+	}
+	if (dolon_read_server_memory(&value, &private_mb))
+	{
+		begin_family(e, "dolon_server_memory_pss_bytes", GAUGE,
+					 "Proportional set size of the server's processes.");
+		write_sample(e, "dolon_server_memory_pss_bytes", value * 1024 * 1024 * 1024);
+		begin_family(e, "dolon_server_memory_private_bytes", GAUGE,
+					 "Private memory of the server's processes.");
+		write_sample(e, "dolon_server_memory_private_bytes", private_mb * 1024 * 1024);
+	}
+}
+
+/*
  * Write the metrics to out, in format.  Needs a transaction in the database
  * whose tables are reported.
  */
@@ -408,6 +628,10 @@ dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
 	write_activity(&e, databases, names, count, sessions);
 	write_databases(&e, databases, names, count, sessions);
 	write_tables(&e);
+	write_tracers(&e);
+	write_collector(&e);
+	write_functions(&e);
+	write_host(&e);
 
 	if (format == DOLON_FORMAT_OPENMETRICS)
 		appendStringInfoString(out, "# EOF\n");

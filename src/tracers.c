@@ -800,6 +800,30 @@ dolon_restore_tracers(void)
 }
 
 /*
+ * Read the tracer of a slot: its name and profilers (buffers of
+ * DOLON_MAX_TRACER_NAME_BYTES and DOLON_MAX_PROFILERS_BYTES) and a copy of
+ * its status, read together.  Returns false if the slot holds no tracer, or
+ * the configured tracer turned off.
+ */
+bool
+dolon_read_tracer(int slot_index, char *name, char *profilers,
+				  DolonTracerStatus *status)
+{
+	DolonTracerSlot *slot = &dolon_shared->slots[slot_index];
+	bool		in_use;
+
+	LWLockAcquire(dolon_shared->lock, LW_SHARED);
+	in_use = slot->in_use;
+	strlcpy(name, slot->name, DOLON_MAX_TRACER_NAME_BYTES);
+	strlcpy(profilers, slot->profilers, DOLON_MAX_PROFILERS_BYTES);
+	SpinLockAcquire(&slot->status.mutex);
+	memcpy(status, &slot->status, sizeof(DolonTracerStatus));
+	SpinLockRelease(&slot->status.mutex);
+	LWLockRelease(dolon_shared->lock);
+	return in_use && !status->off;
+}
+
+/*
  * dolon.tracer_states(): one row per tracer, with its definition and the
  * state its worker records.
  */
@@ -815,25 +839,15 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < dolon_shared->max_tracers; i++)
 	{
-		DolonTracerSlot *slot = &dolon_shared->slots[i];
 		char		name[DOLON_MAX_TRACER_NAME_BYTES];
 		char		profilers[DOLON_MAX_PROFILERS_BYTES];
 		DolonTracerStatus status;
 		Datum		values[TRACER_STATES_COLS];
 		bool		nulls[TRACER_STATES_COLS];
 		Interval   *frequency;
-		bool		in_use;
 		int			c = 0;
 
-		LWLockAcquire(dolon_shared->lock, LW_SHARED);
-		in_use = slot->in_use;
-		strlcpy(name, slot->name, sizeof(name));
-		strlcpy(profilers, slot->profilers, sizeof(profilers));
-		SpinLockAcquire(&slot->status.mutex);
-		memcpy(&status, &slot->status, sizeof(status));
-		SpinLockRelease(&slot->status.mutex);
-		LWLockRelease(dolon_shared->lock);
-		if (!in_use || status.off)
+		if (!dolon_read_tracer(i, name, profilers, &status))
 			continue;
 
 		memset(nulls, 0, sizeof(nulls));

@@ -85,5 +85,7 @@ extern char *dolon_restore_tracers(void);
 extern void dolon_request_announcements(void);
 extern void dolon_register_configured_tracer(void);
 extern bool dolon_launch_tracer(int slot, uint64 ticket);
+extern bool dolon_read_tracer(int slot_index, char *name, char *profilers,
+							  DolonTracerStatus *status);
 
 #endif							/* DOLON_TRACERS_H */

@@ -373,6 +373,7 @@ DolonTest::check_log_clean($node, allow => [
 	qr/^permission denied for (?:schema|function|table|view) \w+(?: at character \d+)?$/,
 	qr/^permission denied to set parameter "dolon\.\w+"$/,
 	qr/^parameter "dolon\.\w+" cannot be changed (?:now|without restarting the server)$/,
+	qr/^(?:must be superuser or have privileges of pg_read_all_settings|permission denied) to examine "dolon\.metrics_token"$/,
 	qr/^cannot (?:insert into|update|delete from) view "\w+"$/,
 	qr/^cannot insert into column "uuid" of view "tracing_r(?:un|ow)"$/,
 	qr/^permission denied to start tracer "custom" with custom profilers$/,

@@ -16,10 +16,13 @@ use DolonMetrics;
 
 my $sink = DolonTest::Receiver->new;
 my $port = DolonMetrics::free_tcp_port();
+my $collector_port = DolonMetrics::free_tcp_port();
 my $node = DolonTest::new_node('metrics', $sink->port,
 	"dolon.metrics_port = $port",
-	"dolon.metrics_listen_addresses = '127.0.0.1, ::1'");
+	"dolon.metrics_listen_addresses = '127.0.0.1, ::1'",
+	"dolon.collector_port = $collector_port");
 $node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION dolon');
 
 sub metrics_pid
 {
@@ -58,8 +61,12 @@ my $om = DolonMetrics::parse($open->{content});
 is(join("\n", @{ $om->{errors} }), '', '... well formed');
 is($om->{types}{pg_stat_database_xact_commit}, 'unknown',
 	'... the exporter\'s counters without _total are of type unknown there, under the same names');
-is(join(',', sort keys %{ $om->{types} }), join(',', sort keys %{ $text->{types} }),
-	'... the same families in both formats');
+is(join(',', sort keys %{ $om->{types} }),
+	join(',', sort map { $text->{types}{$_} eq 'counter' && /^dolon_/ ? s/_total$//r : $_ } keys %{ $text->{types} }),
+	'... the same families in both formats (dolon\'s counters named without _total in OpenMetrics, their samples with it)');
+is(join(',', sort grep { /^dolon_/ } keys %{ $om->{samples} }),
+	join(',', sort grep { /^dolon_/ } keys %{ $text->{samples} }),
+	'... and the same series');
 
 is(DolonMetrics::get($port, '/metrics', {}, '::1')->{status}, 200,
 	'it answers on ::1 too');
@@ -245,6 +252,70 @@ is($seen_tables, $table_truth,
 	'pg_stat_user_tables_* equal pg_stat_user_tables, table by table and column by column (a name with a line feed included)');
 ok(!grep({ /\|messy$|\|tidy$/ } keys %tables), '... and the tables of other databases are not there');
 
+
+# ---- dolon's own ----
+
+# Profiled functions: calls, completed calls, time, active instances, as
+# dolon.function_stats counts them
+$node->safe_psql('postgres', q{
+	CREATE FUNCTION add_one(i integer) RETURNS integer LANGUAGE plpgsql
+	AS $$ BEGIN RETURN i + 1; END $$;
+	SELECT dolon.profile('add_one(integer)');
+});
+$node->safe_psql('postgres', 'SELECT add_one(g) FROM generate_series(1, 7) g');
+my $function_sql = q{
+	SELECT hits, active_instances, completed_calls, round((average_time * completed_calls)::numeric, 6)
+	FROM dolon.function_stats WHERE function = 'add_one(integer)'};
+my ($function_truth, $function_metrics) = steady_scrape($function_sql);
+my %function_labels = (datname => 'postgres', function => 'add_one(integer)');
+my @function_seen = map { $function_metrics->{samples}{ DolonMetrics::series_key($_, \%function_labels) } // 'missing' }
+  qw(dolon_function_calls_total dolon_function_active_instances dolon_function_completed_calls_total
+  dolon_function_seconds_total);
+$function_seen[3] = sprintf('%.6f', $function_seen[3]) if $function_seen[3] ne 'missing';
+is(join('|', @function_seen), $function_truth,
+	'dolon_function_calls_total, _active_instances, _completed_calls_total and _seconds_total equal dolon.function_stats');
+is($function_seen[0], 7, '... 7 calls');
+is($function_metrics->{types}{dolon_function_calls_total}, 'counter', '... counters named _total');
+
+# Tracers: their counters between two reads of dolon.tracers
+my $tracer_sql = q{SELECT samples, rows_sent, send_errors, profiler_errors FROM dolon.tracers WHERE tracer_name = 'metrics'};
+my $tracers_before = $truth->query_safe($tracer_sql);
+my $tracer_metrics = DolonMetrics::scrape($port);
+my $tracers_after = $truth->query_safe($tracer_sql);
+my @tracer_before = split /\|/, $tracers_before;
+my @tracer_after = split /\|/, $tracers_after;
+my @tracer_seen = map { $tracer_metrics->{samples}{ DolonMetrics::series_key($_, { tracer => 'metrics' }) } }
+  qw(dolon_tracer_samples_total dolon_tracer_rows_sent_total dolon_tracer_send_errors_total
+  dolon_tracer_profiler_errors_total);
+ok((!grep { !defined $tracer_seen[$_] || $tracer_seen[$_] < $tracer_before[$_] || $tracer_seen[$_] > $tracer_after[$_] } 0 .. 3),
+	"dolon_tracer_{samples,rows_sent,send_errors,profiler_errors}_total of the configured tracer are between two reads of dolon.tracers ($tracers_before; @tracer_seen; $tracers_after)");
+cmp_ok($tracer_seen[0], '>', 0, '... it has samples');
+is($tracer_metrics->{samples}{ DolonMetrics::series_key('dolon_tracer_running', { tracer => 'metrics' }) }, 1,
+	'dolon_tracer_running is 1');
+
+# The collector: a malformed datagram and a run counted as dolon.collector counts them
+my $to_collector = DolonTest::udp_sender($collector_port);
+DolonTest::send_all($to_collector, 'not json at all');
+$node->poll_query_until('postgres', 'SELECT malformed = 1 FROM dolon.collector')
+  or die 'the malformed datagram is not counted';
+my $collector_sql = q{SELECT received, stored_runs, stored_rows, malformed, refused, dropped FROM dolon.collector};
+my ($collector_truth, $collector_metrics) = steady_scrape($collector_sql);
+is(join('|', map { $collector_metrics->{samples}{"dolon_collector_${_}_total"} // 'missing' }
+	qw(received stored_runs stored_rows malformed refused dropped)),
+	$collector_truth, 'dolon_collector_*_total equal dolon.collector');
+is($collector_metrics->{samples}{dolon_collector_running}, 1, 'dolon_collector_running is 1');
+
+# The host: memory in use between 0 and 100 %, the CPU from the second scrape on
+my $host_metrics = DolonMetrics::scrape($port);
+my $memory_percent = $host_metrics->{samples}{dolon_host_virtual_memory_percent};
+ok(defined $memory_percent && $memory_percent > 0 && $memory_percent < 100,
+	'dolon_host_virtual_memory_percent is a percentage (' . ($memory_percent // 'missing') . ')');
+my $cpu_percent = $host_metrics->{samples}{dolon_host_cpu_percent};
+ok(defined $cpu_percent && $cpu_percent >= 0 && $cpu_percent <= 100,
+	'dolon_host_cpu_percent is a percentage (' . ($cpu_percent // 'missing') . ')');
+cmp_ok($host_metrics->{samples}{dolon_server_memory_pss_bytes} // 0, '>', 1024 * 1024,
+	'dolon_server_memory_pss_bytes is over a megabyte');
+
 $aborted->query('ROLLBACK');
 $_->quit for @idle, $in_transaction, $aborted, $truth;
 $node->safe_psql('postgres', "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(600)%'");
@@ -278,7 +349,8 @@ like($stderr, qr/permission denied|must be superuser|privileges of pg_read_all_s
 	'a role without pg_read_all_settings cannot read the token');
 $node->append_conf('postgresql.conf', "dolon.metrics_token = 'Sesame-8e2b'");
 $node->reload;
-like(slurp_file($node->logfile), qr/parameter "dolon.metrics_token" cannot be changed without restarting the server/,
+ok(DolonTest::poll_until(sub {
+	slurp_file($node->logfile) =~ /parameter "dolon.metrics_token" cannot be changed without restarting the server/ }),
 	'a reload with another token says it takes a restart');
 is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a' })->{status}, 200,
 	'... and the token of the server start still holds');
@@ -401,7 +473,7 @@ $plain->stop;
 $node->stop;
 DolonTest::check_log_clean($node,
 	allow => [ qr/^division by zero$/, qr/^canceling statement due to user request$/,
-		qr/^must be superuser or have privileges of pg_read_all_settings to examine "dolon\.metrics_token"$/ ]);
+		qr/^(?:must be superuser or have privileges of pg_read_all_settings|permission denied) to examine "dolon\.metrics_token"$/ ]);
 DolonTest::check_log_clean($plain);
 
 done_testing();

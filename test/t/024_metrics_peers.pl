@@ -96,8 +96,8 @@ my @wanted = qw(pg_up pg_settings_max_connections pg_stat_activity_count
   pg_stat_user_tables_n_dead_tup);
 is(join(',', grep { !exists $theirs->{types}{$_} } @wanted), '',
 	'the exporter reports every family of the issue\'s list');
-is(join(',', grep { !exists $theirs->{types}{$_} } sort keys %{ $ours->{types} }), '',
-	'every family dolon reports under an exporter\'s name, the exporter reports too');
+is(join(',', grep { !exists $theirs->{types}{$_} } sort grep { /^pg_/ } keys %{ $ours->{types} }), '',
+	'every family dolon reports under an exporter\'s name (pg_*), the exporter reports too');
 
 sub series_of
 {
