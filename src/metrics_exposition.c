@@ -37,6 +37,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
 #include "common/shortest_dec.h"
+#include "utils/builtins.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -113,21 +114,42 @@ begin_family(Exposition *e, const char *name, MetricType type,
 static void
 add_label(Exposition *e, const char *name, const char *value)
 {
-	const char *c;
-
-	appendStringInfo(&e->labels, "%s%s=\"", e->labels.len > 0 ? "," : "", name);
-	for (c = value; *c != '\0'; c++)
+	if (e->labels.len > 0)
+		appendStringInfoChar(&e->labels, ',');
+	appendStringInfoString(&e->labels, name);
+	appendBinaryStringInfo(&e->labels, "=\"", 2);
+	for (;;)
 	{
-		if (*c == '\\')
-			appendStringInfoString(&e->labels, "\\\\");
-		else if (*c == '"')
-			appendStringInfoString(&e->labels, "\\\"");
-		else if (*c == '\n')
-			appendStringInfoString(&e->labels, "\\n");
-		else
-			appendStringInfoChar(&e->labels, *c);
+		size_t		plain = strcspn(value, "\\\"\n");
+
+		appendBinaryStringInfo(&e->labels, value, plain);
+		value += plain;
+		if (*value == '\0')
+			break;
+		appendBinaryStringInfo(&e->labels, *value == '\n' ? "\\n" :
+							   *value == '"' ? "\\\"" : "\\\\", 2);
+		value++;
 	}
 	appendStringInfoChar(&e->labels, '"');
+}
+
+/*
+ * Take the label set added so far away, to be given again to many samples
+ * with add_label_set(), escaped once
+ */
+static char *
+take_label_set(Exposition *e)
+{
+	char	   *set = pnstrdup(e->labels.data, e->labels.len);
+
+	resetStringInfo(&e->labels);
+	return set;
+}
+
+static void
+add_label_set(Exposition *e, const char *set)
+{
+	appendStringInfoString(&e->labels, set);
 }
 
 /* Write a sample with the labels added since the previous one */
@@ -136,22 +158,33 @@ write_sample(Exposition *e, const char *name, double value)
 {
 	appendStringInfoString(e->out, name);
 	if (e->labels.len > 0)
-		appendStringInfo(e->out, "{%s}", e->labels.data);
+	{
+		appendStringInfoChar(e->out, '{');
+		appendBinaryStringInfo(e->out, e->labels.data, e->labels.len);
+		appendStringInfoChar(e->out, '}');
+		resetStringInfo(&e->labels);
+	}
+	appendStringInfoChar(e->out, ' ');
 	if (isnan(value))
-		appendStringInfoString(e->out, " NaN\n");
+		appendStringInfoString(e->out, "NaN");
 	else if (isinf(value))
-		appendStringInfoString(e->out, value > 0 ? " +Inf\n" : " -Inf\n");
+		appendStringInfoString(e->out, value > 0 ? "+Inf" : "-Inf");
 	else if (value == rint(value) && fabs(value) < 1e15)
-		appendStringInfo(e->out, " %.0f\n", value);
+	{
+		char		digits[MAXINT8LEN + 1];
+		int			length = pg_lltoa((int64) value, digits);
+
+		appendBinaryStringInfo(e->out, digits, length);
+	}
 	else
 	{
 		char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
 
 		/* the shortest text that reads back as the same value, as float8out */
 		double_to_shortest_decimal_buf(value, digits);
-		appendStringInfo(e->out, " %s\n", digits);
+		appendStringInfoString(e->out, digits);
 	}
-	resetStringInfo(&e->labels);
+	appendStringInfoChar(e->out, '\n');
 }
 
 /* The name of a database, or "" if it has gone */
@@ -303,11 +336,12 @@ static const Family table_families[] = {
 
 #define TABLE_COLUMNS lengthof(table_families)
 
-/* A user table: its names, and the values of table_families */
+/* A user table: its labels, and the values of table_families */
 typedef struct TableRow
 {
 	char	   *schemaname;
 	char	   *relname;
+	char	   *labels;			/* datname, schemaname, relname, escaped */
 	double		values[TABLE_COLUMNS];
 } TableRow;
 
@@ -373,8 +407,17 @@ write_tables(Exposition *e)
 	tables = dolon_user_table_oids(&count);
 	rows = palloc(Max(count, 1) * sizeof(TableRow));
 	for (t = 0; t < count; t++)
-		if (read_table_row(tables[t], &rows[nrows]))
-			nrows++;
+	{
+		TableRow   *row = &rows[nrows];
+
+		if (!read_table_row(tables[t], row))
+			continue;
+		add_label(e, "datname", datname);
+		add_label(e, "schemaname", row->schemaname);
+		add_label(e, "relname", row->relname);
+		row->labels = take_label_set(e);
+		nrows++;
+	}
 
 	for (c = 0; c < TABLE_COLUMNS; c++)
 	{
@@ -383,9 +426,7 @@ write_tables(Exposition *e)
 		begin_family(e, family->name, family->type, family->help);
 		for (t = 0; t < nrows; t++)
 		{
-			add_label(e, "datname", datname);
-			add_label(e, "schemaname", rows[t].schemaname);
-			add_label(e, "relname", rows[t].relname);
+			add_label_set(e, rows[t].labels);
 			write_sample(e, family->name, rows[t].values[c]);
 		}
 	}
@@ -554,16 +595,16 @@ write_functions(Exposition *e)
 }
 
 /*
- * dolon_host_* and dolon_server_*: the host and the server's processes, as
- * the host profilers read them from /proc.  The CPU is over the time since
- * the previous scrape, so the first scrape has none.
+ * dolon_host_*: the host, as the host profilers read it from /proc.  The
+ * CPU is over the time since the previous scrape, so the first scrape has
+ * none.  (The memory of the server's processes is left out: reading it
+ * costs a file of /proc per process, milliseconds at a hundred sessions.)
  */
 static void
 write_host(Exposition *e)
 {
 	static DolonCpuReading cpu_reading;
 	double		value;
-	double		private_mb;
 
 	if (dolon_read_cpu_percent(&cpu_reading, &value))
 	{
@@ -576,15 +617,6 @@ write_host(Exposition *e)
 		begin_family(e, "dolon_host_virtual_memory_percent", GAUGE,
 					 "Memory of the host in use, in percent.");
 		write_sample(e, "dolon_host_virtual_memory_percent", value);
-	}
-	if (dolon_read_server_memory(&value, &private_mb))
-	{
-		begin_family(e, "dolon_server_memory_pss_bytes", GAUGE,
-					 "Proportional set size of the server's processes.");
-		write_sample(e, "dolon_server_memory_pss_bytes", value * 1024 * 1024 * 1024);
-		begin_family(e, "dolon_server_memory_private_bytes", GAUGE,
-					 "Private memory of the server's processes.");
-		write_sample(e, "dolon_server_memory_private_bytes", private_mb * 1024 * 1024);
 	}
 }
 
