@@ -30,6 +30,9 @@
 /* A host name (RFC 1035) or an address literal, with a terminating NUL */
 #define DOLON_MAX_HOST_BYTES 256
 
+/* Longest bearer token of the metrics endpoint (dolon.metrics_token) */
+#define DOLON_MAX_TOKEN_BYTES 1024
+
 /* The text of a tracer's list of profilers, as kept in shared memory */
 #define DOLON_MAX_PROFILERS_BYTES 2048
 

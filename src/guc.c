@@ -81,6 +81,7 @@ char	   *dolon_metrics_token = NULL;
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
 static bool check_database(char **newval, void **extra, GucSource source);
+static bool check_metrics_token(char **newval, void **extra, GucSource source);
 static bool check_profilers(char **newval, void **extra, GucSource source);
 static void assign_profilers(const char *newval, void *extra);
 
@@ -291,7 +292,7 @@ dolon_define_settings(void)
 							   "",
 							   PGC_POSTMASTER,
 							   GUC_SUPERUSER_ONLY,
-							   NULL,
+							   check_metrics_token,
 							   NULL,
 							   NULL);
 
@@ -416,6 +417,21 @@ check_database(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 	{
 		GUC_check_errdetail("The database of the tracer must not be empty.");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * The token is compared over DOLON_MAX_TOKEN_BYTES, whatever its length
+ * (metrics_request.c).  The message does not show the value.
+ */
+static bool
+check_metrics_token(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && strlen(*newval) > DOLON_MAX_TOKEN_BYTES)
+	{
+		GUC_check_errdetail("A token has at most %d bytes.", DOLON_MAX_TOKEN_BYTES);
 		return false;
 	}
 	return true;

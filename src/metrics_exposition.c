@@ -35,13 +35,12 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
-#include "catalog/pg_database.h"
 #include "common/shortest_dec.h"
-#include "utils/builtins.h"
 #include "commands/dbcommands.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "postmaster/postmaster.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -70,7 +69,7 @@ typedef enum MetricType
 	COUNTER_TOTAL				/* a counter of dolon's own: samples named _total */
 } MetricType;
 
-/* A family of per-database or per-table values, and where each comes from */
+/* A family of values, one per database, table, tracer or function */
 typedef struct Family
 {
 	const char *name;
@@ -108,12 +107,58 @@ begin_family(Exposition *e, const char *name, MetricType type,
 }
 
 /*
- * Add a label to the label set of the next sample, its value escaped as
- * both formats require: backslash, double quote and line feed.
+ * A name read from the catalogs, in UTF-8, as both formats require (a
+ * scraper refuses the whole exposition otherwise).  Names are read as any
+ * session of this database reads them, in its encoding, and converted; a
+ * byte sequence that is valid in neither (a name written by a database of
+ * another encoding, or any byte in SQL_ASCII) becomes U+FFFD.
+ */
+static const char *
+utf8_name(const char *name)
+{
+	int			encoding = GetDatabaseEncoding();
+	int			length = strlen(name);
+	const char *c;
+	StringInfoData valid;
+
+	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII &&
+		pg_verify_mbstr(encoding, name, length, true))
+		name = pg_server_to_any(name, length, PG_UTF8);
+
+	for (c = name; *c != '\0'; c++)
+		if (IS_HIGHBIT_SET(*c))
+			break;
+	if (*c == '\0')
+		return name;			/* ASCII, the common case */
+
+	initStringInfo(&valid);
+	for (c = name; *c != '\0';)
+	{
+		int			character = pg_utf_mblen((const unsigned char *) c);
+
+		if (strnlen(c, character) == character &&
+			pg_utf8_islegal((const unsigned char *) c, character))
+		{
+			appendBinaryStringInfo(&valid, c, character);
+			c += character;
+		}
+		else
+		{
+			appendStringInfoString(&valid, "\xEF\xBF\xBD");
+			c++;
+		}
+	}
+	return valid.data;
+}
+
+/*
+ * Add a label to the label set of the next sample, its value in UTF-8 and
+ * escaped as both formats require: backslash, double quote and line feed.
  */
 static void
 add_label(Exposition *e, const char *name, const char *value)
 {
+	value = utf8_name(value);
 	if (e->labels.len > 0)
 		appendStringInfoChar(&e->labels, ',');
 	appendStringInfoString(&e->labels, name);
@@ -187,13 +232,14 @@ write_sample(Exposition *e, const char *name, double value)
 	appendStringInfoChar(e->out, '\n');
 }
 
-/* The name of a database, or "" if it has gone */
+/*
+ * The name of a database, or NULL if it has gone (it is then left out: two
+ * gone databases must not give two series under the same labels)
+ */
 static char *
 database_name(Oid database)
 {
-	char	   *name = get_database_name(database);
-
-	return name != NULL ? name : pstrdup("");
+	return get_database_name(database);
 }
 
 /*
@@ -400,10 +446,12 @@ write_tables(Exposition *e)
 	int			count;
 	int			nrows = 0;
 	TableRow   *rows;
-	char	   *datname = database_name(MyDatabaseId);
+	char	   *datname = get_database_name(MyDatabaseId);
 	int			c;
 	int			t;
 
+	if (datname == NULL)
+		return;					/* this database is being dropped */
 	tables = dolon_user_table_oids(&count);
 	rows = palloc(Max(count, 1) * sizeof(TableRow));
 	for (t = 0; t < count; t++)
@@ -432,17 +480,8 @@ write_tables(Exposition *e)
 	}
 }
 
-/*
- * One family of a value per tracer, labelled with the tracer's name
- */
-typedef struct TracerFamily
-{
-	const char *name;
-	MetricType	type;
-	const char *help;
-} TracerFamily;
-
-static const TracerFamily tracer_families[] = {
+/* The families of the tracers, in the order of tracer_value() */
+static const Family tracer_families[] = {
 	{"dolon_tracer_running", GAUGE, "Whether the tracer's worker runs (1) or is starting again (0)."},
 	{"dolon_tracer_samples", COUNTER_TOTAL, "Samples taken by the tracer since its worker started."},
 	{"dolon_tracer_rows_sent", COUNTER_TOTAL, "Rows the tracer sent since its worker started."},
@@ -495,7 +534,7 @@ write_tracers(Exposition *e)
 
 	for (c = 0; c < lengthof(tracer_families); c++)
 	{
-		const TracerFamily *family = &tracer_families[c];
+		const Family *family = &tracer_families[c];
 		char	   *sample = psprintf("%s%s", family->name,
 									  family->type == COUNTER_TOTAL ? "_total" : "");
 
@@ -543,75 +582,91 @@ write_collector(Exposition *e)
 	write_sample(e, "dolon_collector_dropped_total", status.dropped);
 }
 
+/* The families of the profiled functions, in the order of function_value() */
+static const Family function_families[] = {
+	{"dolon_function_calls", COUNTER_TOTAL, "Calls of the profiled function started."},
+	{"dolon_function_completed_calls", COUNTER_TOTAL, "Calls of the profiled function ended, by a return or an error."},
+	{"dolon_function_seconds", COUNTER_TOTAL, "Time spent in the ended calls of the profiled function."},
+	{"dolon_function_active_instances", GAUGE, "Calls of the profiled function in progress."},
+};
+
+static double
+function_value(int c, const DolonFunctionCounters *function)
+{
+	switch (c)
+	{
+		case 0:
+			return function->hits;
+		case 1:
+			return function->completed;
+		case 2:
+			return function->completed_ns / 1e9;
+		default:
+			return function->active;
+	}
+}
+
 /*
- * dolon_function_*: the counters of the profiled functions.  Averages are
- * for the query to compute: seconds over completed calls.
+ * dolon_function_*: the counters of the profiled functions, labelled with
+ * their database, signature and OID (the signature alone may be the same
+ * for functions of two schemas).  Averages are for the query to compute:
+ * seconds over completed calls.
  */
 static void
 write_functions(Exposition *e)
 {
 	DolonFunctionCounters *functions;
-	char	  **datnames;
+	char	  **labels;
 	int			count;
+	int			c;
 	int			f;
 
 	functions = dolon_read_function_counters(&count);
-	datnames = palloc(Max(count, 1) * sizeof(char *));
+	labels = palloc(Max(count, 1) * sizeof(char *));
 	for (f = 0; f < count; f++)
-		datnames[f] = database_name(functions[f].database);
+	{
+		char	   *datname = database_name(functions[f].database);
+		char		funcid[16];
 
-	begin_family(e, "dolon_function_calls", COUNTER_TOTAL,
-				 "Calls of the profiled function started.");
-	for (f = 0; f < count; f++)
-	{
-		add_label(e, "datname", datnames[f]);
+		labels[f] = NULL;
+		if (datname == NULL)
+			continue;
+		snprintf(funcid, sizeof(funcid), "%u", functions[f].function);
+		add_label(e, "datname", datname);
 		add_label(e, "function", functions[f].signature);
-		write_sample(e, "dolon_function_calls_total", functions[f].hits);
+		add_label(e, "funcid", funcid);
+		labels[f] = take_label_set(e);
 	}
-	begin_family(e, "dolon_function_completed_calls", COUNTER_TOTAL,
-				 "Calls of the profiled function ended, by a return or an error.");
-	for (f = 0; f < count; f++)
+
+	for (c = 0; c < lengthof(function_families); c++)
 	{
-		add_label(e, "datname", datnames[f]);
-		add_label(e, "function", functions[f].signature);
-		write_sample(e, "dolon_function_completed_calls_total", functions[f].completed);
-	}
-	begin_family(e, "dolon_function_seconds", COUNTER_TOTAL,
-				 "Time spent in the ended calls of the profiled function.");
-	for (f = 0; f < count; f++)
-	{
-		add_label(e, "datname", datnames[f]);
-		add_label(e, "function", functions[f].signature);
-		write_sample(e, "dolon_function_seconds_total", functions[f].completed_ns / 1e9);
-	}
-	begin_family(e, "dolon_function_active_instances", GAUGE,
-				 "Calls of the profiled function in progress.");
-	for (f = 0; f < count; f++)
-	{
-		add_label(e, "datname", datnames[f]);
-		add_label(e, "function", functions[f].signature);
-		write_sample(e, "dolon_function_active_instances", functions[f].active);
+		const Family *family = &function_families[c];
+		char	   *sample = psprintf("%s%s", family->name,
+									  family->type == COUNTER_TOTAL ? "_total" : "");
+
+		begin_family(e, family->name, family->type, family->help);
+		for (f = 0; f < count; f++)
+		{
+			if (labels[f] == NULL)
+				continue;
+			add_label_set(e, labels[f]);
+			write_sample(e, sample, function_value(c, &functions[f]));
+		}
 	}
 }
 
 /*
- * dolon_host_*: the host, as the host profilers read it from /proc.  The
- * CPU is over the time since the previous scrape, so the first scrape has
- * none.  (The memory of the server's processes is left out: reading it
- * costs a file of /proc per process, milliseconds at a hundred sessions.)
+ * dolon_host_virtual_memory_percent: the host's memory in use, as the host
+ * profiler reads it from /proc.  (The host's CPU, a change between two
+ * readings, is left out: what came between two scrapes of any client would
+ * not be a measure; nor is the memory of the server's processes, which costs
+ * a file of /proc per process, milliseconds at a hundred sessions.)
  */
 static void
 write_host(Exposition *e)
 {
-	static DolonCpuReading cpu_reading;
 	double		value;
 
-	if (dolon_read_cpu_percent(&cpu_reading, &value))
-	{
-		begin_family(e, "dolon_host_cpu_percent", GAUGE,
-					 "CPU use of the host since the previous scrape, in percent of all its CPUs.");
-		write_sample(e, "dolon_host_cpu_percent", value);
-	}
 	if (dolon_read_virtual_memory_percent(&value))
 	{
 		begin_family(e, "dolon_host_virtual_memory_percent", GAUGE,
@@ -632,6 +687,7 @@ dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
 	Oid		   *databases;
 	char	  **names;
 	DolonDatabaseSessions *sessions;
+	int			listed_count;
 	int			count;
 	int			d;
 
@@ -647,13 +703,21 @@ dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
 				 "Sets the maximum number of concurrent connections.");
 	write_sample(&e, "pg_settings_max_connections", MaxConnections);
 
-	/* The list is the cache's: copy it, as the names are looked up */
-	listed = dolon_database_oids(&count);
-	databases = palloc(Max(count, 1) * sizeof(Oid));
-	memcpy(databases, listed, count * sizeof(Oid));
-	names = palloc(Max(count, 1) * sizeof(char *));
-	for (d = 0; d < count; d++)
-		names[d] = database_name(databases[d]);
+	/*
+	 * The list is the cache's: copy it, as the names are looked up, leaving
+	 * out the databases gone since it was made
+	 */
+	listed = dolon_database_oids(&listed_count);
+	databases = palloc(Max(listed_count, 1) * sizeof(Oid));
+	memcpy(databases, listed, listed_count * sizeof(Oid));
+	names = palloc(Max(listed_count, 1) * sizeof(char *));
+	count = 0;
+	for (d = 0; d < listed_count; d++)
+	{
+		names[count] = database_name(databases[d]);
+		if (names[count] != NULL)
+			databases[count++] = databases[d];
+	}
 	sessions = palloc(Max(count, 1) * sizeof(DolonDatabaseSessions));
 	dolon_read_database_sessions(databases, count, sessions);
 

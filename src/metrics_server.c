@@ -12,14 +12,20 @@
  * without an internal thread), and gives an epoll descriptor that becomes
  * readable when it has work; the worker waits on those, its latch and the
  * postmaster, and lets the daemons work when one is ready.  Every callback
- * thus runs in the worker's one thread, where PostgreSQL may be called.
+ * thus runs in the worker's one thread, where PostgreSQL may be called; an
+ * error raised in one is caught there, never left to unwind through the
+ * library.
  *
- * What a client can cost is bounded: at most MAX_CONNECTIONS connections
- * at once (more are refused), a request of at most REQUEST_MEMORY_BYTES
- * (libmicrohttpd answers a larger one with an error and closes), a
- * connection idle for CONNECTION_TIMEOUT_S is closed.  A scrape reads
- * shared memory (metrics_exposition.c) in a transaction of its own, whose
- * failure answers 500 and is logged; the tracers are other processes,
+ * What a client can cost is bounded: MAX_CONNECTIONS connections at once
+ * over all the daemons (more wait in the kernel's queue), a request of at
+ * most REQUEST_MEMORY_BYTES (libmicrohttpd answers a larger one with an
+ * error and closes), a connection silent for IDLE_TIMEOUT_S is closed, and
+ * one whose request has not come whole within REQUEST_DEADLINE_S, however
+ * busy, is shut down: a client trickling bytes cannot keep a connection.
+ * A request that is refused (no token, another method or path) is answered
+ * as soon as its headers are read, without waiting for a body.  A scrape
+ * reads shared memory (metrics_exposition.c) in a transaction of its own,
+ * whose failure answers 500 and is logged; the tracers are other processes,
  * which no client of this one can reach.  Messages a client can cause are
  * rate-limited; the token is never logged.
  *
@@ -40,6 +46,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "guc.h"
@@ -59,7 +66,8 @@
 /* Bounds on what clients may cost */
 #define MAX_CONNECTIONS 64
 #define REQUEST_MEMORY_BYTES (32 * 1024)
-#define CONNECTION_TIMEOUT_S 5
+#define IDLE_TIMEOUT_S 5
+#define REQUEST_DEADLINE_S 10
 
 /* The longest the worker sleeps without looking at libmicrohttpd's timers */
 #define MAX_WAIT_MS 1000
@@ -67,8 +75,28 @@
 #define TEXT_FORMAT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define OPENMETRICS_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
+/*
+ * A connection open now: when its current request started (when it was
+ * accepted, or when the previous request on it ended), and its socket.
+ */
+typedef struct OpenConnection
+{
+	bool		in_use;
+	bool		shut_down;		/* past its deadline, and told so */
+	int			fd;
+	TimestampTz request_started;
+} OpenConnection;
+
+static OpenConnection connections[MAX_CONNECTIONS];
+
 /* Where the bodies of responses are allocated; each is freed when sent */
 static MemoryContext response_context = NULL;
+
+/* The answers that never change, made once */
+static struct MHD_Response *unauthorized_response;
+static struct MHD_Response *not_found_response;
+static struct MHD_Response *method_not_allowed_response;
+static struct MHD_Response *error_response;
 
 /* Rate limiting of the messages that clients can cause */
 static DolonLogThrottle library_messages_throttle;
@@ -99,27 +127,125 @@ dolon_register_metrics_server(void)
 }
 
 /*
- * libmicrohttpd's messages (a client that broke the protocol, a connection
- * refused at the limit), logged at most once per interval.
+ * Log a message that a client can cause, at most once per interval.
  */
 static void
-log_library_message(void *cls, const char *format, va_list args)
+log_client_caused(DolonLogThrottle *throttle, const char *message)
 {
 	int64		suppressed;
-	char		message[256];
-	size_t		length;
 
-	if (!dolon_throttle_permits(&library_messages_throttle, &suppressed))
+	if (!dolon_throttle_permits(throttle, &suppressed))
 		return;
-	vsnprintf(message, sizeof(message), format, args);
-	length = strlen(message);
-	if (length > 0 && message[length - 1] == '\n')
-		message[length - 1] = '\0';
 	ereport(LOG,
 			(errmsg("dolon metrics: %s", message),
 			 suppressed > 0 ?
 			 errdetail("%lld more of these were not logged since the last report.",
 					   (long long) suppressed) : 0));
+}
+
+/*
+ * libmicrohttpd's messages (a client that broke the protocol, a connection
+ * refused at the limit).
+ */
+static void
+log_library_message(void *cls, const char *format, va_list args)
+{
+	char		message[256];
+	size_t		length;
+
+	vsnprintf(message, sizeof(message), format, args);
+	length = strlen(message);
+	if (length > 0 && message[length - 1] == '\n')
+		message[length - 1] = '\0';
+	PG_TRY();
+	{
+		log_client_caused(&library_messages_throttle, message);
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * libmicrohttpd's notice of a connection opened or closed: keep track of
+ * the open ones, for their deadline.
+ */
+static void
+notify_connection(void *cls, struct MHD_Connection *connection,
+				  void **socket_context, enum MHD_ConnectionNotificationCode code)
+{
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+	{
+		const union MHD_ConnectionInfo *info;
+		int			i;
+
+		*socket_context = NULL;
+		info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+		for (i = 0; i < MAX_CONNECTIONS && info != NULL; i++)
+		{
+			if (connections[i].in_use)
+				continue;
+			connections[i].in_use = true;
+			connections[i].shut_down = false;
+			connections[i].fd = info->connect_fd;
+			connections[i].request_started = GetCurrentTimestamp();
+			*socket_context = &connections[i];
+			break;
+		}
+	}
+	else if (*socket_context != NULL)
+	{
+		((OpenConnection *) *socket_context)->in_use = false;
+		*socket_context = NULL;
+	}
+}
+
+/*
+ * libmicrohttpd's notice of a request ended: the next one on the same
+ * connection starts its own deadline.
+ */
+static void
+notify_completed(void *cls, struct MHD_Connection *connection,
+				 void **request_state, enum MHD_RequestTerminationCode code)
+{
+	const union MHD_ConnectionInfo *info;
+
+	info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (info != NULL && info->socket_context != NULL)
+		((OpenConnection *) info->socket_context)->request_started = GetCurrentTimestamp();
+}
+
+/*
+ * Shut down the connections whose request is past its deadline;
+ * libmicrohttpd then finds them closed and lets them go.  Returns the
+ * milliseconds until the next deadline, or MAX_WAIT_MS.
+ */
+static long
+enforce_deadlines(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	long		next = MAX_WAIT_MS;
+	int			i;
+
+	for (i = 0; i < MAX_CONNECTIONS; i++)
+	{
+		TimestampTz deadline;
+
+		if (!connections[i].in_use || connections[i].shut_down)
+			continue;
+		deadline = TimestampTzPlusMilliseconds(connections[i].request_started,
+											   REQUEST_DEADLINE_S * 1000);
+		if (deadline <= now)
+		{
+			(void) shutdown(connections[i].fd, SHUT_RDWR);
+			connections[i].shut_down = true;
+		}
+		else
+			next = Min(next, (long) ((deadline - now) / 1000) + 1);
+	}
+	return next;
 }
 
 /* Free the body of a response once libmicrohttpd has sent it */
@@ -136,6 +262,7 @@ typedef struct Scrape
 	DolonExpositionFormat format;
 } Scrape;
 
+/* The step: write the metrics into the body */
 static void
 write_metrics_step(void *arg)
 {
@@ -145,52 +272,16 @@ write_metrics_step(void *arg)
 }
 
 /*
- * Queue a response whose body is in response_context, and give it up.
- */
-static enum MHD_Result
-queue_body(struct MHD_Connection *connection, unsigned int status,
-		   char *body, size_t length, const char *content_type)
-{
-	struct MHD_Response *response;
-	enum MHD_Result result;
-
-	response = MHD_create_response_from_buffer_with_free_callback(length, body,
-																  free_body);
-	if (response == NULL)
-	{
-		pfree(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-								"Bearer realm=\"dolon\"");
-	else if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(response, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	result = MHD_queue_response(connection, status, response);
-	MHD_destroy_response(response);
-	return result;
-}
-
-/* Queue a short plain-text response */
-static enum MHD_Result
-queue_text(struct MHD_Connection *connection, unsigned int status,
-		   const char *text)
-{
-	char	   *body = MemoryContextStrdup(response_context, text);
-
-	return queue_body(connection, status, body, strlen(body),
-					  "text/plain; charset=utf-8");
-}
-
-/*
- * Answer the metrics: read them in a transaction of their own.
+ * Answer the metrics: read them in a transaction of their own, into a body
+ * that libmicrohttpd frees once sent.
  */
 static enum MHD_Result
 answer_metrics(struct MHD_Connection *connection, const char *accept)
 {
 	Scrape		scrape;
 	MemoryContext caller_context;
+	struct MHD_Response *response;
+	enum MHD_Result result;
 	char	   *error;
 
 	scrape.format = dolon_metrics_format(accept);
@@ -201,48 +292,38 @@ answer_metrics(struct MHD_Connection *connection, const char *accept)
 	error = dolon_run_in_transaction(write_metrics_step, &scrape, false);
 	if (error != NULL)
 	{
-		int64		suppressed;
-
 		pfree(scrape.body.data);
-		if (dolon_throttle_permits(&scrape_errors_throttle, &suppressed))
-			ereport(LOG,
-					(errmsg("dolon metrics could not read the metrics: %s", error),
-					 suppressed > 0 ?
-					 errdetail("%lld more of these were not logged since the last report.",
-							   (long long) suppressed) : 0));
-		return queue_text(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
-						  "the metrics could not be read; see the server log\n");
+		log_client_caused(&scrape_errors_throttle,
+						  psprintf("could not read the metrics: %s", error));
+		return MHD_queue_response(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
+								  error_response);
 	}
-	return queue_body(connection, MHD_HTTP_OK, scrape.body.data, scrape.body.len,
-					  scrape.format == DOLON_FORMAT_OPENMETRICS ?
-					  OPENMETRICS_TYPE : TEXT_FORMAT_TYPE);
+
+	response = MHD_create_response_from_buffer_with_free_callback(scrape.body.len,
+																  scrape.body.data,
+																  free_body);
+	if (response == NULL)
+	{
+		pfree(scrape.body.data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+							scrape.format == DOLON_FORMAT_OPENMETRICS ?
+							OPENMETRICS_TYPE : TEXT_FORMAT_TYPE);
+	result = MHD_queue_response(connection, MHD_HTTP_OK, response);
+	MHD_destroy_response(response);
+	return result;
 }
 
 /*
- * libmicrohttpd's access handler: called when a request's headers have
- * come, and again for each part of its body and at its end.  The endpoint
- * takes no bodies: what one holds is passed over, and the answer given at
- * the end.
+ * Decide the answer to a request and, but for the metrics, give it.
  */
 static enum MHD_Result
-answer_request(void *cls, struct MHD_Connection *connection, const char *url,
-			   const char *method, const char *version,
-			   const char *upload_data, size_t *upload_data_size,
-			   void **request_state)
+answer(struct MHD_Connection *connection, const char *url, const char *method,
+	   void **request_state)
 {
-	static int	started;
+	static int	metrics_asked;
 	DolonMetricsRequest request;
-
-	if (*request_state == NULL)
-	{
-		*request_state = &started;
-		return MHD_YES;
-	}
-	if (*upload_data_size > 0)
-	{
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
 
 	request.method = method;
 	request.path = url;
@@ -251,28 +332,98 @@ answer_request(void *cls, struct MHD_Connection *connection, const char *url,
 	request.authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
 														MHD_HTTP_HEADER_AUTHORIZATION);
 
-	switch (dolon_metrics_answer(&request, dolon_metrics_token))
+	/*
+	 * The first call comes with the headers.  A refusal is given there: the
+	 * connection is closed after it, without reading a body.  The metrics
+	 * are given at the next call, once the request is whole, so that the
+	 * connection can serve the next scrape.
+	 */
+	if (*request_state == NULL)
 	{
-		case DOLON_ANSWER_METRICS:
-			return answer_metrics(connection, request.accept);
-		case DOLON_ANSWER_UNAUTHORIZED:
-			return queue_text(connection, MHD_HTTP_UNAUTHORIZED,
-							  "a bearer token is required\n");
-		case DOLON_ANSWER_METHOD_NOT_ALLOWED:
-			return queue_text(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-							  "only GET and HEAD are served\n");
-		case DOLON_ANSWER_NOT_FOUND:
-			break;
+		switch (dolon_metrics_answer(&request, dolon_metrics_token))
+		{
+			case DOLON_ANSWER_METRICS:
+				*request_state = &metrics_asked;
+				return MHD_YES;
+			case DOLON_ANSWER_UNAUTHORIZED:
+				return MHD_queue_response(connection, MHD_HTTP_UNAUTHORIZED,
+										  unauthorized_response);
+			case DOLON_ANSWER_METHOD_NOT_ALLOWED:
+				return MHD_queue_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
+										  method_not_allowed_response);
+			case DOLON_ANSWER_NOT_FOUND:
+				break;
+		}
+		return MHD_queue_response(connection, MHD_HTTP_NOT_FOUND, not_found_response);
 	}
-	return queue_text(connection, MHD_HTTP_NOT_FOUND,
-					  "not found: the metrics are at /metrics\n");
+	return answer_metrics(connection, request.accept);
 }
 
 /*
- * Start a daemon on a listening socket, with the bounds on clients.
+ * libmicrohttpd's access handler: called when a request's headers have
+ * come, again for each part of its body (passed over: a GET of the metrics
+ * has none to read), and at its end.  An error raised while answering
+ * closes the connection, and is logged.
+ */
+static enum MHD_Result
+answer_request(void *cls, struct MHD_Connection *connection, const char *url,
+			   const char *method, const char *version,
+			   const char *upload_data, size_t *upload_data_size,
+			   void **request_state)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	enum MHD_Result result = MHD_NO;
+
+	if (*request_state != NULL && *upload_data_size > 0)
+	{
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	PG_TRY();
+	{
+		result = answer(connection, url, method, request_state);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(caller_context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		log_client_caused(&scrape_errors_throttle,
+						  psprintf("could not answer a request: %s", edata->message));
+		FreeErrorData(edata);
+		result = MHD_NO;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * A fixed plain-text answer, with a header if given
+ */
+static struct MHD_Response *
+fixed_response(const char *text, const char *header, const char *value)
+{
+	struct MHD_Response *response;
+
+	response = MHD_create_response_from_buffer(strlen(text), (void *) text,
+											   MHD_RESPMEM_PERSISTENT);
+	if (response == NULL)
+		elog(ERROR, "libmicrohttpd could not make a response");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
+							"text/plain; charset=utf-8");
+	if (header != NULL)
+		MHD_add_response_header(response, header, value);
+	return response;
+}
+
+/*
+ * Start a daemon on a listening socket, with the bounds on clients: its
+ * share of MAX_CONNECTIONS.
  */
 static struct MHD_Daemon *
-start_daemon(pgsocket sock)
+start_daemon(pgsocket sock, unsigned int connection_limit)
 {
 	struct MHD_Daemon *daemon;
 
@@ -281,9 +432,11 @@ start_daemon(pgsocket sock)
 							  answer_request, NULL,
 							  MHD_OPTION_EXTERNAL_LOGGER, log_library_message, NULL,
 							  MHD_OPTION_LISTEN_SOCKET, sock,
-							  MHD_OPTION_CONNECTION_LIMIT, (unsigned int) MAX_CONNECTIONS,
+							  MHD_OPTION_CONNECTION_LIMIT, connection_limit,
 							  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) REQUEST_MEMORY_BYTES,
-							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) CONNECTION_TIMEOUT_S,
+							  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) IDLE_TIMEOUT_S,
+							  MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+							  MHD_OPTION_NOTIFY_COMPLETED, notify_completed, NULL,
 							  MHD_OPTION_END);
 	if (daemon == NULL)
 		ereport(ERROR,
@@ -294,12 +447,12 @@ start_daemon(pgsocket sock)
 
 /*
  * The longest the worker may sleep before libmicrohttpd has something to
- * do (a connection to time out), in milliseconds.
+ * do (a connection to time out), in milliseconds, at most limit.
  */
 static long
-wait_timeout(struct MHD_Daemon **daemons, int ndaemons)
+wait_timeout(struct MHD_Daemon **daemons, int ndaemons, long limit)
 {
-	long		timeout = MAX_WAIT_MS;
+	long		timeout = limit;
 	int			i;
 
 	for (i = 0; i < ndaemons; i++)
@@ -336,6 +489,15 @@ dolon_metrics_main(Datum main_arg)
 	response_context = AllocSetContextCreate(TopMemoryContext,
 											 "dolon metrics responses",
 											 ALLOCSET_DEFAULT_SIZES);
+	unauthorized_response = fixed_response("a bearer token is required\n",
+										   MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+										   "Bearer realm=\"dolon\"");
+	not_found_response = fixed_response("not found: the metrics are at /metrics\n",
+										NULL, NULL);
+	method_not_allowed_response = fixed_response("only GET and HEAD are served\n",
+												 MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	error_response = fixed_response("the metrics could not be read; see the server log\n",
+									NULL, NULL);
 
 	ndaemons = dolon_listen("dolon metrics", "dolon.metrics_listen_addresses",
 							dolon_metrics_listen_addresses, "dolon.metrics_port",
@@ -347,7 +509,7 @@ dolon_metrics_main(Datum main_arg)
 	{
 		const union MHD_DaemonInfo *info;
 
-		daemons[i] = start_daemon(sockets[i]);
+		daemons[i] = start_daemon(sockets[i], Max(1, MAX_CONNECTIONS / ndaemons));
 		info = MHD_get_daemon_info(daemons[i], MHD_DAEMON_INFO_EPOLL_FD);
 		if (info == NULL)
 			elog(ERROR, "libmicrohttpd gave no epoll descriptor");
@@ -366,14 +528,19 @@ dolon_metrics_main(Datum main_arg)
 	for (;;)
 	{
 		WaitEvent	occurred[MAX_SOCKETS + 2];
+		long		timeout;
 
 		MemoryContextReset(loop_context);
-		(void) WaitEventSetWait(events, wait_timeout(daemons, ndaemons),
-								occurred, lengthof(occurred), PG_WAIT_EXTENSION);
+		timeout = wait_timeout(daemons, ndaemons, enforce_deadlines());
+		(void) WaitEventSetWait(events, timeout, occurred, lengthof(occurred),
+								PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		(void) dolon_between_steps();
 
 		for (i = 0; i < ndaemons; i++)
 			(void) MHD_run(daemons[i]);
+
+		/* The scrapes' own counts, as any backend reports its own */
+		pgstat_report_stat(false);
 	}
 }

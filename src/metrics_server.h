@@ -10,8 +10,6 @@
 #ifndef DOLON_METRICS_SERVER_H
 #define DOLON_METRICS_SERVER_H
 
-#include "postgres.h"
-
 extern void dolon_register_metrics_server(void);
 extern PGDLLEXPORT void dolon_metrics_main(Datum main_arg);
 

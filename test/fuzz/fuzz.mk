@@ -30,14 +30,12 @@ fuzz_max_len_http = 4096
 
 # The harnesses link PostgreSQL's libpgcommon and libpgport and the support
 # file, with lld, which leaves out, unresolved, what no harness reaches; and
-# libpq, whose PQExpBuffer the JSON parser of libpgcommon uses from 18 on;
-# and OpenSSL's libcrypto (the server's own), whose CRYPTO_memcmp() is
-# libpgport's timingsafe_bcmp()
+# libpq, whose PQExpBuffer the JSON parser of libpgcommon uses from 18 on
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-ffunction-sections -fdata-sections -Wall -Wno-ignored-attributes \
 	-I$(FUZZ_DIR) -I$(srcdir)/src -I$(includedir_server)
 FUZZ_LDFLAGS = -fuse-ld=lld -Wl,--gc-sections -L$(pkglibdir) -L$(libdir)
-FUZZ_LIBS = -lpgcommon_shlib -lpgport_shlib -lpq -l:libcrypto.so.3
+FUZZ_LIBS = -lpgcommon_shlib -lpgport_shlib -lpq
 
 FUZZ_PROGRAMS = $(addprefix $(FUZZ_BUILD)/,$(FUZZ_HARNESSES))
 EXTRA_CLEAN += $(FUZZ_BUILD)

@@ -14,7 +14,8 @@
  * - with a token set, only "Bearer " (in any case) and the token, exactly,
  *   is let in: anything else is answered 401, whatever the method or path;
  * - the metrics are answered only to GET or HEAD of /metrics;
- * - OpenMetrics is chosen if and only if Accept names it.
+ * - OpenMetrics is chosen only if Accept names it, and always when it names
+ *   nothing else.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -89,10 +90,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 (strcmp(request.method, "GET") != 0 && strcmp(request.method, "HEAD") != 0)))
 		fuzz_finding("the metrics are answered to another method or path");
 
-	if ((dolon_metrics_format(request.accept) == DOLON_FORMAT_OPENMETRICS) !=
-		(request.accept != NULL &&
-		 contains_caseless(request.accept, "application/openmetrics-text")))
-		fuzz_finding("OpenMetrics is chosen where Accept does not name it, or the other way");
+	if (dolon_metrics_format(request.accept) == DOLON_FORMAT_OPENMETRICS &&
+		(request.accept == NULL ||
+		 !contains_caseless(request.accept, "application/openmetrics-text")))
+		fuzz_finding("OpenMetrics is chosen where Accept does not name it");
+	if (request.accept != NULL &&
+		pg_strcasecmp(request.accept, "application/openmetrics-text") == 0 &&
+		dolon_metrics_format(request.accept) != DOLON_FORMAT_OPENMETRICS)
+		fuzz_finding("OpenMetrics is not chosen where Accept names it alone");
 
 	fuzz_reset_memory();
 	return 0;

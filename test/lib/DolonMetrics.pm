@@ -120,20 +120,23 @@ sub parse
 		}
 		my ($name, $label_text, $value) = ($1, $2 // '', $3);
 		my %set;
-		while ($label_text =~ /\G([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/gc)
+		while ($label_text =~ /\G([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\[\\"n])*)"(?:,(?=.)|$)/gc)
 		{
 			my ($label, $escaped) = ($1, $2);
 			$escaped =~ s/\\(.)/$1 eq 'n' ? "\n" : $1/ge;
+			push @errors, "label $label twice: $line" if exists $set{$label};
 			$set{$label} = $escaped;
 		}
 		push @errors, "bad labels: $line"
 		  if (pos($label_text) // 0) != length $label_text;
+		push @errors, "bad value: $line"
+		  unless $value =~ /^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|NaN|[-+]Inf)$/;
 		push @errors, "sample of an undeclared family: $line"
 		  unless defined $current
 		  && ($name eq $current || $name =~ /^\Q$current\E_(?:total|sum|count|bucket|created)$/);
 		my $key = series_key($name, \%set);
 		push @errors, "series twice: $key" if exists $samples{$key};
-		$samples{$key} = $value eq 'NaN' ? 'NaN' : $value + 0;
+		$samples{$key} = $value =~ /^[-+]?[\d.]/ ? $value + 0 : $value;
 		$labels{$key} = \%set;
 	}
 	return { samples => \%samples, types => \%types, labels => \%labels,
