@@ -233,52 +233,67 @@ write_sample(Exposition *e, const char *name, double value)
 }
 
 /*
- * The name of a database, or NULL if it has gone (it is then left out: two
- * gone databases must not give two series under the same labels)
+ * Write families of rows: for each family, a sample per row, labelled with
+ * that row's label set (escaped once: take_label_set()).  values holds the
+ * nrows rows of nfamilies values each, in the order of families.
  */
-static char *
-database_name(Oid database)
+static void
+write_families(Exposition *e, const Family *families, int nfamilies,
+			   char *const *labels, const double *values, int nrows)
 {
-	return get_database_name(database);
+	int			c;
+	int			r;
+
+	for (c = 0; c < nfamilies; c++)
+	{
+		const Family *family = &families[c];
+		const char *sample = family->type == COUNTER_TOTAL ?
+			psprintf("%s_total", family->name) : family->name;
+
+		begin_family(e, family->name, family->type, family->help);
+		for (r = 0; r < nrows; r++)
+		{
+			add_label_set(e, labels[r]);
+			write_sample(e, sample, values[r * nfamilies + c]);
+		}
+	}
 }
+
+static const Family activity_families[] = {
+	{"pg_stat_activity_count", GAUGE, "number of connections in this state"},
+	{"pg_stat_activity_max_tx_duration", GAUGE, "max duration in seconds any active transaction has been running"},
+};
 
 /*
  * pg_stat_activity_count and pg_stat_activity_max_tx_duration: for every
  * database and state, the sessions and the age of the oldest transaction.
  */
 static void
-write_activity(Exposition *e, const Oid *databases, char **names, int count,
+write_activity(Exposition *e, char **names, int count,
 			   const DolonDatabaseSessions *sessions)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	int			nrows = count * DOLON_SESSION_STATES;
+	char	  **labels = palloc(Max(nrows, 1) * sizeof(char *));
+	double	   *values = palloc(Max(nrows, 1) * lengthof(activity_families) * sizeof(double));
+	int			r = 0;
 	int			d;
 	int			s;
 
-	begin_family(e, "pg_stat_activity_count", GAUGE,
-				 "number of connections in this state");
 	for (d = 0; d < count; d++)
-		for (s = 0; s < DOLON_SESSION_STATES; s++)
-		{
-			add_label(e, "datname", names[d]);
-			add_label(e, "state", dolon_session_state_names[s]);
-			write_sample(e, "pg_stat_activity_count",
-						 (double) sessions[d].count[s]);
-		}
-
-	begin_family(e, "pg_stat_activity_max_tx_duration", GAUGE,
-				 "max duration in seconds any active transaction has been running");
-	for (d = 0; d < count; d++)
-		for (s = 0; s < DOLON_SESSION_STATES; s++)
+		for (s = 0; s < DOLON_SESSION_STATES; s++, r++)
 		{
 			TimestampTz start = sessions[d].oldest_xact_start[s];
-			double		seconds = 0;
 
-			if (start != 0 && start < now)
-				seconds = (double) (now - start) / USECS_PER_SEC;
 			add_label(e, "datname", names[d]);
 			add_label(e, "state", dolon_session_state_names[s]);
-			write_sample(e, "pg_stat_activity_max_tx_duration", seconds);
+			labels[r] = take_label_set(e);
+			values[r * 2] = sessions[d].count[s];
+			values[r * 2 + 1] = start != 0 && start < now ?
+				(double) (now - start) / USECS_PER_SEC : 0;
 		}
+	write_families(e, activity_families, lengthof(activity_families),
+				   labels, values, nrows);
 }
 
 /* The columns of pg_stat_database that are written, in this order */
@@ -336,31 +351,23 @@ static void
 write_databases(Exposition *e, const Oid *databases, char **names, int count,
 				const DolonDatabaseSessions *sessions)
 {
+	char	  **labels = palloc((count + 1) * sizeof(char *));
 	double	   *rows = palloc((count + 1) * DATABASE_COLUMNS * sizeof(double));
-	int			c;
 	int			d;
 
-	read_database_row(InvalidOid, 0, rows);
-	for (d = 0; d < count; d++)
-		read_database_row(databases[d], sessions[d].backends,
-						  &rows[(d + 1) * DATABASE_COLUMNS]);
-
-	for (c = 0; c < DATABASE_COLUMNS; c++)
+	for (d = -1; d < count; d++)
 	{
-		const Family *family = &database_families[c];
+		char		datid[16];
 
-		begin_family(e, family->name, family->type, family->help);
-		for (d = -1; d < count; d++)
-		{
-			char		datid[16];
-
-			snprintf(datid, sizeof(datid), "%u", d < 0 ? InvalidOid : databases[d]);
-			add_label(e, "datid", datid);
-			add_label(e, "datname", d < 0 ? "" : names[d]);
-			write_sample(e, family->name, rows[(d + 1) * DATABASE_COLUMNS + c]);
-		}
+		snprintf(datid, sizeof(datid), "%u", d < 0 ? InvalidOid : databases[d]);
+		add_label(e, "datid", datid);
+		add_label(e, "datname", d < 0 ? "" : names[d]);
+		labels[d + 1] = take_label_set(e);
+		read_database_row(d < 0 ? InvalidOid : databases[d],
+						  d < 0 ? 0 : sessions[d].backends,
+						  &rows[(d + 1) * DATABASE_COLUMNS]);
 	}
-	pfree(rows);
+	write_families(e, database_families, DATABASE_COLUMNS, labels, rows, count + 1);
 }
 
 /* The columns of pg_stat_user_tables that are written, in this order */
@@ -382,21 +389,13 @@ static const Family table_families[] = {
 
 #define TABLE_COLUMNS lengthof(table_families)
 
-/* A user table: its labels, and the values of table_families */
-typedef struct TableRow
-{
-	char	   *schemaname;
-	char	   *relname;
-	char	   *labels;			/* datname, schemaname, relname, escaped */
-	double		values[TABLE_COLUMNS];
-} TableRow;
-
 /*
- * Read a table's names and statistics.  Returns false if the table has
+ * Read a table's statistics into row, the values of table_families, and
+ * its names into *schemaname and *relname.  Returns false if the table has
  * gone since the list of tables was made.
  */
 static bool
-read_table_row(Oid table, TableRow *row)
+read_table_row(Oid table, char **schemaname, char **relname, double *row)
 {
 	HeapTuple	tuple;
 	Form_pg_class form;
@@ -407,30 +406,30 @@ read_table_row(Oid table, TableRow *row)
 	if (!HeapTupleIsValid(tuple))
 		return false;
 	form = (Form_pg_class) GETSTRUCT(tuple);
-	row->relname = pstrdup(NameStr(form->relname));
-	row->schemaname = get_namespace_name(form->relnamespace);
+	*relname = pstrdup(NameStr(form->relname));
+	*schemaname = get_namespace_name(form->relnamespace);
 	ReleaseSysCache(tuple);
-	if (row->schemaname == NULL)
+	if (*schemaname == NULL)
 		return false;
 
-	memset(row->values, 0, sizeof(row->values));
+	memset(row, 0, TABLE_COLUMNS * sizeof(double));
 	/* User tables are never shared relations */
 	entry = pgstat_fetch_stat_tabentry_ext(false, table);
 	if (entry == NULL)
 		return true;			/* no statistics yet: zeros, as in the view */
-	row->values[c++] = entry->numscans;
-	row->values[c++] = entry->tuples_returned;
-	row->values[c++] = entry->tuples_inserted;
-	row->values[c++] = entry->tuples_updated;
-	row->values[c++] = entry->tuples_deleted;
-	row->values[c++] = entry->tuples_hot_updated;
-	row->values[c++] = DOLON_TABLE_LIVE_TUPLES(entry);
-	row->values[c++] = DOLON_TABLE_DEAD_TUPLES(entry);
-	row->values[c++] = DOLON_TABLE_MOD_SINCE_ANALYZE(entry);
-	row->values[c++] = entry->vacuum_count;
-	row->values[c++] = DOLON_TABLE_AUTOVACUUM_COUNT(entry);
-	row->values[c++] = entry->analyze_count;
-	row->values[c++] = DOLON_TABLE_AUTOANALYZE_COUNT(entry);
+	row[c++] = entry->numscans;
+	row[c++] = entry->tuples_returned;
+	row[c++] = entry->tuples_inserted;
+	row[c++] = entry->tuples_updated;
+	row[c++] = entry->tuples_deleted;
+	row[c++] = entry->tuples_hot_updated;
+	row[c++] = DOLON_TABLE_LIVE_TUPLES(entry);
+	row[c++] = DOLON_TABLE_DEAD_TUPLES(entry);
+	row[c++] = DOLON_TABLE_MOD_SINCE_ANALYZE(entry);
+	row[c++] = entry->vacuum_count;
+	row[c++] = DOLON_TABLE_AUTOVACUUM_COUNT(entry);
+	row[c++] = entry->analyze_count;
+	row[c++] = DOLON_TABLE_AUTOANALYZE_COUNT(entry);
 	Assert(c == TABLE_COLUMNS);
 	dolon_release_stats_entry(entry);
 	return true;
@@ -445,42 +444,33 @@ write_tables(Exposition *e)
 	const Oid  *tables;
 	int			count;
 	int			nrows = 0;
-	TableRow   *rows;
+	char	  **labels;
+	double	   *rows;
 	char	   *datname = get_database_name(MyDatabaseId);
-	int			c;
 	int			t;
 
 	if (datname == NULL)
 		return;					/* this database is being dropped */
 	tables = dolon_user_table_oids(&count);
-	rows = palloc(Max(count, 1) * sizeof(TableRow));
+	labels = palloc(Max(count, 1) * sizeof(char *));
+	rows = palloc(Max(count, 1) * TABLE_COLUMNS * sizeof(double));
 	for (t = 0; t < count; t++)
 	{
-		TableRow   *row = &rows[nrows];
+		char	   *schemaname;
+		char	   *relname;
 
-		if (!read_table_row(tables[t], row))
+		if (!read_table_row(tables[t], &schemaname, &relname,
+							&rows[nrows * TABLE_COLUMNS]))
 			continue;
 		add_label(e, "datname", datname);
-		add_label(e, "schemaname", row->schemaname);
-		add_label(e, "relname", row->relname);
-		row->labels = take_label_set(e);
-		nrows++;
+		add_label(e, "schemaname", schemaname);
+		add_label(e, "relname", relname);
+		labels[nrows++] = take_label_set(e);
 	}
-
-	for (c = 0; c < TABLE_COLUMNS; c++)
-	{
-		const Family *family = &table_families[c];
-
-		begin_family(e, family->name, family->type, family->help);
-		for (t = 0; t < nrows; t++)
-		{
-			add_label_set(e, rows[t].labels);
-			write_sample(e, family->name, rows[t].values[c]);
-		}
-	}
+	write_families(e, table_families, TABLE_COLUMNS, labels, rows, nrows);
 }
 
-/* The families of the tracers, in the order of tracer_value() */
+/* The families of the tracers, in the order of read_tracer_row() */
 static const Family tracer_families[] = {
 	{"dolon_tracer_running", GAUGE, "Whether the tracer's worker runs (1) or is starting again (0)."},
 	{"dolon_tracer_samples", COUNTER_TOTAL, "Samples taken by the tracer since its worker started."},
@@ -490,25 +480,21 @@ static const Family tracer_families[] = {
 	{"dolon_tracer_last_sample_seconds", GAUGE, "Time the tracer's last sample took."},
 };
 
-/* The value of tracer_families[c] for a tracer */
-static double
-tracer_value(int c, const DolonTracerStatus *status)
+#define TRACER_COLUMNS lengthof(tracer_families)
+
+/* The values of tracer_families for a tracer, in the same order */
+static void
+read_tracer_row(const DolonTracerStatus *status, double *row)
 {
-	switch (c)
-	{
-		case 0:
-			return status->pid != 0;
-		case 1:
-			return status->samples;
-		case 2:
-			return status->rows_sent;
-		case 3:
-			return status->send_errors;
-		case 4:
-			return status->profiler_errors;
-		default:
-			return status->last_sample_us / 1e6;
-	}
+	int			c = 0;
+
+	row[c++] = status->pid != 0;
+	row[c++] = status->samples;
+	row[c++] = status->rows_sent;
+	row[c++] = status->send_errors;
+	row[c++] = status->profiler_errors;
+	row[c++] = status->last_sample_us / 1e6;
+	Assert(c == TRACER_COLUMNS);
 }
 
 /*
@@ -518,71 +504,64 @@ static void
 write_tracers(Exposition *e)
 {
 	int			ntracers = 0;
-	char	  **names = palloc(dolon_shared->max_tracers * sizeof(char *));
-	DolonTracerStatus *statuses = palloc(dolon_shared->max_tracers * sizeof(DolonTracerStatus));
-	int			c;
+	char	  **labels = palloc(dolon_shared->max_tracers * sizeof(char *));
+	double	   *rows = palloc(dolon_shared->max_tracers * TRACER_COLUMNS * sizeof(double));
 	int			t;
 
 	for (t = 0; t < dolon_shared->max_tracers; t++)
 	{
+		char		name[DOLON_MAX_TRACER_NAME_BYTES];
 		char		profilers[DOLON_MAX_PROFILERS_BYTES];
+		DolonTracerStatus status;
 
-		names[ntracers] = palloc(DOLON_MAX_TRACER_NAME_BYTES);
-		if (dolon_read_tracer(t, names[ntracers], profilers, &statuses[ntracers]))
-			ntracers++;
+		if (!dolon_read_tracer(t, name, profilers, &status))
+			continue;
+		add_label(e, "tracer", name);
+		labels[ntracers] = take_label_set(e);
+		read_tracer_row(&status, &rows[ntracers * TRACER_COLUMNS]);
+		ntracers++;
 	}
-
-	for (c = 0; c < lengthof(tracer_families); c++)
-	{
-		const Family *family = &tracer_families[c];
-		char	   *sample = psprintf("%s%s", family->name,
-									  family->type == COUNTER_TOTAL ? "_total" : "");
-
-		begin_family(e, family->name, family->type, family->help);
-		for (t = 0; t < ntracers; t++)
-		{
-			add_label(e, "tracer", names[t]);
-			write_sample(e, sample, tracer_value(c, &statuses[t]));
-		}
-	}
+	write_families(e, tracer_families, TRACER_COLUMNS, labels, rows, ntracers);
 }
+
+static const Family collector_families[] = {
+	{"dolon_collector_running", GAUGE, "Whether the collector's worker runs (1) or is starting again (0)."},
+	{"dolon_collector_received", COUNTER_TOTAL, "Datagrams the collector received."},
+	{"dolon_collector_stored_runs", COUNTER_TOTAL, "Runs the collector stored."},
+	{"dolon_collector_stored_rows", COUNTER_TOTAL, "Rows the collector stored."},
+	{"dolon_collector_malformed", COUNTER_TOTAL, "Datagrams the collector could not read."},
+	{"dolon_collector_refused", COUNTER_TOTAL, "Runs or rows the collector refused for having too many columns."},
+	{"dolon_collector_dropped", COUNTER_TOTAL, "Datagrams lost before the collector could store them."},
+};
 
 /*
  * dolon_collector_*: the counters of the collector, as dolon.collector shows
- * them, when it runs.
+ * them, when it runs: one row, with no labels.
  */
 static void
 write_collector(Exposition *e)
 {
 	DolonCollectorStatus status;
+	char	   *no_labels = "";
+	double		row[lengthof(collector_families)];
+	int			c = 0;
 
 	if (dolon_collector_port == 0)
 		return;
 	dolon_read_collector_status(&status);
-	begin_family(e, "dolon_collector_running", GAUGE,
-				 "Whether the collector's worker runs (1) or is starting again (0).");
-	write_sample(e, "dolon_collector_running", status.pid != 0);
-	begin_family(e, "dolon_collector_received", COUNTER_TOTAL,
-				 "Datagrams the collector received.");
-	write_sample(e, "dolon_collector_received_total", status.received);
-	begin_family(e, "dolon_collector_stored_runs", COUNTER_TOTAL,
-				 "Runs the collector stored.");
-	write_sample(e, "dolon_collector_stored_runs_total", status.stored_runs);
-	begin_family(e, "dolon_collector_stored_rows", COUNTER_TOTAL,
-				 "Rows the collector stored.");
-	write_sample(e, "dolon_collector_stored_rows_total", status.stored_rows);
-	begin_family(e, "dolon_collector_malformed", COUNTER_TOTAL,
-				 "Datagrams the collector could not read.");
-	write_sample(e, "dolon_collector_malformed_total", status.malformed);
-	begin_family(e, "dolon_collector_refused", COUNTER_TOTAL,
-				 "Runs or rows the collector refused for having too many columns.");
-	write_sample(e, "dolon_collector_refused_total", status.refused);
-	begin_family(e, "dolon_collector_dropped", COUNTER_TOTAL,
-				 "Datagrams lost before the collector could store them.");
-	write_sample(e, "dolon_collector_dropped_total", status.dropped);
+	row[c++] = status.pid != 0;
+	row[c++] = status.received;
+	row[c++] = status.stored_runs;
+	row[c++] = status.stored_rows;
+	row[c++] = status.malformed;
+	row[c++] = status.refused;
+	row[c++] = status.dropped;
+	Assert(c == lengthof(collector_families));
+	write_families(e, collector_families, lengthof(collector_families),
+				   &no_labels, row, 1);
 }
 
-/* The families of the profiled functions, in the order of function_value() */
+/* The families of the profiled functions, in the order write_functions() fills them */
 static const Family function_families[] = {
 	{"dolon_function_calls", COUNTER_TOTAL, "Calls of the profiled function started."},
 	{"dolon_function_completed_calls", COUNTER_TOTAL, "Calls of the profiled function ended, by a return or an error."},
@@ -590,69 +569,48 @@ static const Family function_families[] = {
 	{"dolon_function_active_instances", GAUGE, "Calls of the profiled function in progress."},
 };
 
-static double
-function_value(int c, const DolonFunctionCounters *function)
-{
-	switch (c)
-	{
-		case 0:
-			return function->hits;
-		case 1:
-			return function->completed;
-		case 2:
-			return function->completed_ns / 1e9;
-		default:
-			return function->active;
-	}
-}
+#define FUNCTION_COLUMNS lengthof(function_families)
 
 /*
  * dolon_function_*: the counters of the profiled functions, labelled with
  * their database, signature and OID (the signature alone may be the same
  * for functions of two schemas).  Averages are for the query to compute:
- * seconds over completed calls.
+ * seconds over completed calls.  The functions of a database gone since
+ * are left out.
  */
 static void
 write_functions(Exposition *e)
 {
 	DolonFunctionCounters *functions;
 	char	  **labels;
+	double	   *rows;
 	int			count;
-	int			c;
+	int			nrows = 0;
 	int			f;
 
 	functions = dolon_read_function_counters(&count);
 	labels = palloc(Max(count, 1) * sizeof(char *));
+	rows = palloc(Max(count, 1) * FUNCTION_COLUMNS * sizeof(double));
 	for (f = 0; f < count; f++)
 	{
-		char	   *datname = database_name(functions[f].database);
+		const DolonFunctionCounters *function = &functions[f];
+		char	   *datname = get_database_name(function->database);
+		double	   *row = &rows[nrows * FUNCTION_COLUMNS];
 		char		funcid[16];
 
-		labels[f] = NULL;
 		if (datname == NULL)
 			continue;
-		snprintf(funcid, sizeof(funcid), "%u", functions[f].function);
+		snprintf(funcid, sizeof(funcid), "%u", function->function);
 		add_label(e, "datname", datname);
-		add_label(e, "function", functions[f].signature);
+		add_label(e, "function", function->signature);
 		add_label(e, "funcid", funcid);
-		labels[f] = take_label_set(e);
+		labels[nrows++] = take_label_set(e);
+		row[0] = function->hits;
+		row[1] = function->completed;
+		row[2] = function->completed_ns / 1e9;
+		row[3] = function->active;
 	}
-
-	for (c = 0; c < lengthof(function_families); c++)
-	{
-		const Family *family = &function_families[c];
-		char	   *sample = psprintf("%s%s", family->name,
-									  family->type == COUNTER_TOTAL ? "_total" : "");
-
-		begin_family(e, family->name, family->type, family->help);
-		for (f = 0; f < count; f++)
-		{
-			if (labels[f] == NULL)
-				continue;
-			add_label_set(e, labels[f]);
-			write_sample(e, sample, function_value(c, &functions[f]));
-		}
-	}
+	write_families(e, function_families, FUNCTION_COLUMNS, labels, rows, nrows);
 }
 
 /*
@@ -714,14 +672,14 @@ dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
 	count = 0;
 	for (d = 0; d < listed_count; d++)
 	{
-		names[count] = database_name(databases[d]);
+		names[count] = get_database_name(databases[d]);
 		if (names[count] != NULL)
 			databases[count++] = databases[d];
 	}
 	sessions = palloc(Max(count, 1) * sizeof(DolonDatabaseSessions));
 	dolon_read_database_sessions(databases, count, sessions);
 
-	write_activity(&e, databases, names, count, sessions);
+	write_activity(&e, names, count, sessions);
 	write_databases(&e, databases, names, count, sessions);
 	write_tables(&e);
 	write_tracers(&e);

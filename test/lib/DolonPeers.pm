@@ -33,7 +33,7 @@ use HTTP::Tiny;
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
-use Time::HiRes qw(time usleep);
+use DolonTest;
 
 my @running;
 
@@ -42,8 +42,8 @@ my @running;
 =item DolonPeers->start($name, \@command, $ready_url)
 
 Start @command, its output in the test's log directory as $name.log, and
-wait until $ready_url answers 200.  Dies if it does not within the tests'
-default timeout.
+wait until $ready_url answers 200 (DolonTest::poll_until).  Dies if it
+does not within the tests' default timeout, or if the program exits.
 
 =cut
 
@@ -55,14 +55,13 @@ sub start
 	my $self = bless { name => $name, handle => $handle, log => $log }, $class;
 	push @running, $self;
 	my $http = HTTP::Tiny->new(timeout => 5);
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		return $self if $http->get($ready_url)->{status} == 200;
-		die "$name exited: " . slurp_file($log) unless $handle->pumpable;
-		usleep(100_000);
-	}
-	die "$name is not ready at $ready_url: " . slurp_file($log);
+	DolonTest::poll_until(
+		sub {
+			die "$name exited: " . slurp_file($log) unless $handle->pumpable;
+			return $http->get($ready_url)->{status} == 200;
+		})
+	  or die "$name is not ready at $ready_url: " . slurp_file($log);
+	return $self;
 }
 
 =pod
