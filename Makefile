@@ -10,6 +10,7 @@ OBJS = \
 	src/guc.o \
 	src/host.o \
 	src/listen.o \
+	src/live_page.o \
 	src/metrics_exposition.o \
 	src/metrics_request.o \
 	src/metrics_server.o \
@@ -25,7 +26,8 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = dolon
-DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.0--1.1.sql
+DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.0--1.1.sql \
+	src/page/dolon_page.html src/page/dolon_page.css src/page/dolon_page.js
 PGFILEDESC = "dolon - trace a running server to a mnemic backend"
 
 # The metrics endpoint serves HTTP with libmicrohttpd

@@ -107,14 +107,14 @@ begin_family(Exposition *e, const char *name, MetricType type,
 }
 
 /*
- * A name read from the catalogs, in UTF-8, as both formats require (a
- * scraper refuses the whole exposition otherwise).  Names are read as any
+ * A name read from the catalogs, in UTF-8, as both formats and the live
+ * page's JSON require (a scraper refuses the whole exposition otherwise).  Names are read as any
  * session of this database reads them, in its encoding, and converted; a
  * byte sequence that is valid in neither (a name written by a database of
  * another encoding, or any byte in SQL_ASCII) becomes U+FFFD.
  */
-static const char *
-utf8_name(const char *name)
+const char *
+dolon_utf8_name(const char *name)
 {
 	int			encoding = GetDatabaseEncoding();
 	int			length = strlen(name);
@@ -158,7 +158,7 @@ utf8_name(const char *name)
 static void
 add_label(Exposition *e, const char *name, const char *value)
 {
-	value = utf8_name(value);
+	value = dolon_utf8_name(value);
 	if (e->labels.len > 0)
 		appendStringInfoChar(&e->labels, ',');
 	appendStringInfoString(&e->labels, name);
@@ -524,6 +524,49 @@ write_tracers(Exposition *e)
 	write_families(e, tracer_families, TRACER_COLUMNS, labels, rows, ntracers);
 }
 
+static const Family tracer_value_family[] = {
+	{"dolon_tracer_value", GAUGE, "The last value the tracer sampled in a column: built-in profilers, custom profilers and profiled functions."},
+};
+
+/*
+ * dolon_tracer_value: the last row of every running tracer, a sample per
+ * column that has a value (a null is left out), labelled with the tracer
+ * and the column.  Shared memory keeps the first DOLON_MAX_LATEST_COLUMNS
+ * columns of a run.
+ */
+static void
+write_tracer_values(Exposition *e)
+{
+	int			most = dolon_shared->max_tracers * DOLON_MAX_LATEST_COLUMNS;
+	char	  **labels = palloc(most * sizeof(char *));
+	double	   *rows = palloc(most * sizeof(double));
+	DolonTracerLatest *latest = palloc(sizeof(DolonTracerLatest));
+	int			nrows = 0;
+	int			t;
+
+	for (t = 0; t < dolon_shared->max_tracers; t++)
+	{
+		char		name[DOLON_MAX_TRACER_NAME_BYTES];
+		char		profilers[DOLON_MAX_PROFILERS_BYTES];
+		DolonTracerStatus status;
+		int			c;
+
+		if (!dolon_read_tracer(t, name, profilers, &status) ||
+			!dolon_read_tracer_latest(t, latest))
+			continue;
+		for (c = 0; c < latest->columns; c++)
+		{
+			if (latest->nulls[c])
+				continue;
+			add_label(e, "tracer", name);
+			add_label(e, "column", latest->names[c]);
+			labels[nrows] = take_label_set(e);
+			rows[nrows++] = latest->values[c];
+		}
+	}
+	write_families(e, tracer_value_family, 1, labels, rows, nrows);
+}
+
 static const Family collector_families[] = {
 	{"dolon_collector_running", GAUGE, "Whether the collector's worker runs (1) or is starting again (0)."},
 	{"dolon_collector_received", COUNTER_TOTAL, "Datagrams the collector received."},
@@ -683,6 +726,7 @@ dolon_write_metrics(StringInfo out, DolonExpositionFormat format)
 	write_databases(&e, databases, names, count, sessions);
 	write_tables(&e);
 	write_tracers(&e);
+	write_tracer_values(&e);
 	write_collector(&e);
 	write_functions(&e);
 	write_host(&e);

@@ -51,6 +51,7 @@
 #include "compat.h"
 #include "guc.h"
 #include "listen.h"
+#include "live_page.h"
 #include "metrics_exposition.h"
 #include "metrics_request.h"
 #include "metrics_server.h"
@@ -71,6 +72,14 @@
 
 /* The longest the worker sleeps without looking at libmicrohttpd's timers */
 #define MAX_WAIT_MS 1000
+
+/*
+ * The live page loads nothing but its own files, runs no script but its
+ * own, and cannot be framed; its data and charts are never cached
+ */
+#define PAGE_SECURITY_POLICY "default-src 'none'; script-src 'self'; " \
+	"style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; " \
+	"form-action 'none'; frame-ancestors 'none'"
 
 #define TEXT_FORMAT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define OPENMETRICS_TYPE "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -93,6 +102,7 @@ static OpenConnection connections[MAX_CONNECTIONS];
 static MemoryContext response_context = NULL;
 
 /* The answers that never change, made once */
+static struct MHD_Response *page_responses[DOLON_PAGE_FILES];
 static struct MHD_Response *unauthorized_response;
 static struct MHD_Response *not_found_response;
 static struct MHD_Response *method_not_allowed_response;
@@ -255,75 +265,145 @@ free_body(void *body)
 	pfree(body);
 }
 
-/* The metrics in a format, as the step of a transaction */
-typedef struct Scrape
-{
-	StringInfoData body;
-	DolonExpositionFormat format;
-} Scrape;
-
-/* The step: write the metrics into the body */
+/*
+ * The headers of the live page's answers: its security policy, no
+ * guessing of types, no referrer, and how long it may be cached
+ */
 static void
-write_metrics_step(void *arg)
+add_page_headers(struct MHD_Response *response, const char *cache_control)
 {
-	Scrape	   *scrape = (Scrape *) arg;
-
-	dolon_write_metrics(&scrape->body, scrape->format);
+	MHD_add_response_header(response, "Content-Security-Policy", PAGE_SECURITY_POLICY);
+	MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(response, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, cache_control);
 }
 
 /*
- * Answer the metrics: read them in a transaction of their own, into a body
- * that libmicrohttpd frees once sent.
+ * The answer of a file of the page, made once; NULL if it could not be
+ * read
+ */
+static struct MHD_Response *
+page_file_response(const char *name, const char *content_type)
+{
+	struct MHD_Response *response;
+	size_t		length;
+	char	   *data = dolon_read_page_file(name, &length);
+
+	if (data == NULL)
+		return NULL;
+	response = MHD_create_response_from_buffer(length, data,
+											   MHD_RESPMEM_PERSISTENT);
+	if (response == NULL)
+		elog(ERROR, "libmicrohttpd could not make a response");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	add_page_headers(response, "no-cache");
+	return response;
+}
+
+/* An answer written for a request, in a transaction of its own */
+typedef struct Generated
+{
+	DolonMetricsAnswer answer;	/* metrics, page status or run chart */
+	DolonExpositionFormat format;	/* of the metrics */
+	pg_uuid_t	run;			/* of the chart */
+	bool		found;			/* does the chart's run exist? */
+	StringInfoData body;
+} Generated;
+
+/* The step: write the answer into the body */
+static void
+generate_step(void *arg)
+{
+	Generated  *generated = (Generated *) arg;
+
+	switch (generated->answer)
+	{
+		case DOLON_ANSWER_METRICS:
+			dolon_write_metrics(&generated->body, generated->format);
+			break;
+		case DOLON_ANSWER_PAGE_STATUS:
+			dolon_write_page_status(&generated->body);
+			break;
+		case DOLON_ANSWER_RUN_CHART:
+			generated->found = dolon_write_run_chart(&generated->run,
+													 &generated->body);
+			break;
+		default:
+			elog(ERROR, "answer %d is not written", (int) generated->answer);
+	}
+}
+
+/*
+ * Answer the metrics, the page's status or a run's chart: written in a
+ * transaction of its own (with a snapshot for the collector's store), into
+ * a body that libmicrohttpd frees once sent.
  */
 static enum MHD_Result
-answer_metrics(struct MHD_Connection *connection, const char *accept)
+answer_generated(struct MHD_Connection *connection,
+				 const DolonMetricsRequest *request, DolonMetricsAnswer answer)
 {
-	Scrape		scrape;
+	Generated	generated;
 	MemoryContext caller_context;
 	struct MHD_Response *response;
 	enum MHD_Result result;
+	const char *content_type;
 	char	   *error;
 
-	scrape.format = dolon_metrics_format(accept);
+	generated.answer = answer;
+	generated.format = dolon_metrics_format(request->accept);
+	generated.run = request->run;
+	generated.found = false;
 	caller_context = MemoryContextSwitchTo(response_context);
-	initStringInfo(&scrape.body);
+	initStringInfo(&generated.body);
 	MemoryContextSwitchTo(caller_context);
 
-	error = dolon_run_in_transaction(write_metrics_step, &scrape, false);
-	if (error != NULL)
+	error = dolon_run_in_transaction(generate_step, &generated,
+									 answer != DOLON_ANSWER_METRICS);
+	if (error != NULL || (answer == DOLON_ANSWER_RUN_CHART && !generated.found))
 	{
-		pfree(scrape.body.data);
+		pfree(generated.body.data);
+		if (error == NULL)
+			return MHD_queue_response(connection, MHD_HTTP_NOT_FOUND,
+									  not_found_response);
 		log_client_caused(&scrape_errors_throttle,
-						  psprintf("could not read the metrics: %s", error));
+						  psprintf("could not answer \"%s\": %s", request->path, error));
 		return MHD_queue_response(connection, MHD_HTTP_INTERNAL_SERVER_ERROR,
 								  error_response);
 	}
 
-	response = MHD_create_response_from_buffer_with_free_callback(scrape.body.len,
-																  scrape.body.data,
+	response = MHD_create_response_from_buffer_with_free_callback(generated.body.len,
+																  generated.body.data,
 																  free_body);
 	if (response == NULL)
 	{
-		pfree(scrape.body.data);
+		pfree(generated.body.data);
 		return MHD_NO;
 	}
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE,
-							scrape.format == DOLON_FORMAT_OPENMETRICS ?
-							OPENMETRICS_TYPE : TEXT_FORMAT_TYPE);
+	if (answer == DOLON_ANSWER_METRICS)
+		content_type = generated.format == DOLON_FORMAT_OPENMETRICS ?
+			OPENMETRICS_TYPE : TEXT_FORMAT_TYPE;
+	else
+	{
+		content_type = answer == DOLON_ANSWER_PAGE_STATUS ?
+			"application/json" : "image/svg+xml";
+		add_page_headers(response, "no-store");
+	}
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	result = MHD_queue_response(connection, MHD_HTTP_OK, response);
 	MHD_destroy_response(response);
 	return result;
 }
 
 /*
- * Decide the answer to a request and, but for the metrics, give it.
+ * Decide the answer to a request and give it.
  */
 static enum MHD_Result
 answer(struct MHD_Connection *connection, const char *url, const char *method,
 	   void **request_state)
 {
-	static int	metrics_asked;
+	static int	request_whole;
 	DolonMetricsRequest request;
+	DolonMetricsAnswer answer;
 
 	request.method = method;
 	request.path = url;
@@ -331,32 +411,44 @@ answer(struct MHD_Connection *connection, const char *url, const char *method,
 												 MHD_HTTP_HEADER_ACCEPT);
 	request.authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
 														MHD_HTTP_HEADER_AUTHORIZATION);
+	answer = dolon_metrics_answer(&request, dolon_metrics_token);
 
 	/*
 	 * The first call comes with the headers.  A refusal is given there: the
-	 * connection is closed after it, without reading a body.  The metrics
-	 * are given at the next call, once the request is whole, so that the
-	 * connection can serve the next scrape.
+	 * connection is closed after it, without reading a body.  What is
+	 * served is given at the next call, once the request is whole, so that
+	 * the connection can serve the next request.
 	 */
+	switch (answer)
+	{
+		case DOLON_ANSWER_UNAUTHORIZED:
+			return MHD_queue_response(connection, MHD_HTTP_UNAUTHORIZED,
+									  unauthorized_response);
+		case DOLON_ANSWER_METHOD_NOT_ALLOWED:
+			return MHD_queue_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
+									  method_not_allowed_response);
+		case DOLON_ANSWER_NOT_FOUND:
+			return MHD_queue_response(connection, MHD_HTTP_NOT_FOUND,
+									  not_found_response);
+		case DOLON_ANSWER_PAGE_FILE:
+			if (page_responses[request.page_file] == NULL)
+				return MHD_queue_response(connection, MHD_HTTP_NOT_FOUND,
+										  not_found_response);
+			break;
+		case DOLON_ANSWER_METRICS:
+		case DOLON_ANSWER_PAGE_STATUS:
+		case DOLON_ANSWER_RUN_CHART:
+			break;
+	}
 	if (*request_state == NULL)
 	{
-		switch (dolon_metrics_answer(&request, dolon_metrics_token))
-		{
-			case DOLON_ANSWER_METRICS:
-				*request_state = &metrics_asked;
-				return MHD_YES;
-			case DOLON_ANSWER_UNAUTHORIZED:
-				return MHD_queue_response(connection, MHD_HTTP_UNAUTHORIZED,
-										  unauthorized_response);
-			case DOLON_ANSWER_METHOD_NOT_ALLOWED:
-				return MHD_queue_response(connection, MHD_HTTP_METHOD_NOT_ALLOWED,
-										  method_not_allowed_response);
-			case DOLON_ANSWER_NOT_FOUND:
-				break;
-		}
-		return MHD_queue_response(connection, MHD_HTTP_NOT_FOUND, not_found_response);
+		*request_state = &request_whole;
+		return MHD_YES;
 	}
-	return answer_metrics(connection, request.accept);
+	if (answer == DOLON_ANSWER_PAGE_FILE)
+		return MHD_queue_response(connection, MHD_HTTP_OK,
+								  page_responses[request.page_file]);
+	return answer_generated(connection, &request, answer);
 }
 
 /*
@@ -489,10 +581,19 @@ dolon_metrics_main(Datum main_arg)
 	response_context = AllocSetContextCreate(TopMemoryContext,
 											 "dolon metrics responses",
 											 ALLOCSET_DEFAULT_SIZES);
-	unauthorized_response = fixed_response("a bearer token is required\n",
+	unauthorized_response = fixed_response("the token of dolon.metrics_token is required\n",
 										   MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 										   "Bearer realm=\"dolon\"");
-	not_found_response = fixed_response("not found: the metrics are at /metrics\n",
+	/* a browser asks for Basic credentials: any user, the token as password */
+	MHD_add_response_header(unauthorized_response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+							"Basic realm=\"dolon\", charset=\"UTF-8\"");
+	page_responses[DOLON_PAGE_HTML] = page_file_response("dolon_page.html",
+														 "text/html; charset=utf-8");
+	page_responses[DOLON_PAGE_STYLE] = page_file_response("dolon_page.css",
+														  "text/css; charset=utf-8");
+	page_responses[DOLON_PAGE_SCRIPT] = page_file_response("dolon_page.js",
+														   "text/javascript; charset=utf-8");
+	not_found_response = fixed_response("not found: the metrics are at /metrics, the live page at /\n",
 										NULL, NULL);
 	method_not_allowed_response = fixed_response("only GET and HEAD are served\n",
 												 MHD_HTTP_HEADER_ALLOW, "GET, HEAD");

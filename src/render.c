@@ -44,6 +44,8 @@
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
+#include "render.h"
+
 PG_FUNCTION_INFO_V1(dolon_run_columns);
 PG_FUNCTION_INFO_V1(dolon_trace);
 PG_FUNCTION_INFO_V1(dolon_csv_field);
@@ -54,17 +56,29 @@ PG_FUNCTION_INFO_V1(dolon_plot);
 /* Rows fetched from the cursor at a time */
 #define RENDER_BATCH 1000
 
-/* The SVG's geometry, in pixels: a heading, then one chart per column */
-#define PAGE_WIDTH 640
+/*
+ * The SVG's geometry, in pixels: a heading, then one chart per column.  Its
+ * width is DOLON_PLOT_WIDTH for dolon.plot(); a narrower one has its heading
+ * on two lines.
+ */
 #define HEADING 52
+#define NARROW_HEADING 66
 #define CHART_HEIGHT 120
 #define PLOT_LEFT 82
-#define PLOT_WIDTH 538
+#define PLOT_RIGHT_MARGIN 20
 #define PLOT_TOP 26				/* within a chart */
 #define PLOT_HEIGHT 64
 #define INSET 4					/* between the extreme points and the frame */
-/* One bucket per pixel column between the insets, both ends included */
-#define PLOT_BUCKETS (PLOT_WIDTH - 2 * INSET + 1)
+
+/* The layout of an SVG document of a run */
+typedef struct RenderLayout
+{
+	int			width;
+	int			plot_width;		/* of each chart's plot area */
+	int			heading;		/* the height of the heading */
+	int			nbuckets;		/* one per pixel column between the insets,
+								 * both ends included */
+} RenderLayout;
 /* Intervals between ticks of the value axis, about */
 #define PLOT_TICKS 3
 
@@ -76,6 +90,7 @@ typedef struct RenderRun
 	Datum		columns;		/* text[] */
 	int			ncolumns;
 	char	  **names;
+	TimestampTz since;			/* rows before it are passed over */
 } RenderRun;
 
 /* Called for each row, in order, with its time and its values by column */
@@ -166,6 +181,7 @@ render_open_run(pg_uuid_t *uuid, RenderRun *run)
 	tuple = SPI_tuptable->vals[0];
 	tupdesc = SPI_tuptable->tupdesc;
 	run->uuid = uuid;
+	run->since = DT_NOBEGIN;
 	run->app_name = TextDatumGetCString(SPI_getbinval(tuple, tupdesc, 1, &isnull));
 	run->columns = SPI_getbinval(tuple, tupdesc, 2, &isnull);
 	deconstruct_array(DatumGetArrayTypeP(run->columns), TEXTOID, -1, false,
@@ -216,18 +232,18 @@ render_row_values(Datum row_data, int first, int n, float4 *values, bool *nulls)
 }
 
 /*
- * Read the rows of a run once, in date_time order, through a cursor, and
- * call func on each, with the values of the columns first .. first + n - 1.
+ * Read the rows of a run since run->since once, in date_time order, through
+ * a cursor, and call func on each, with the values of the columns first .. first + n - 1.
  * With exact_order, rows of the same time come in ctid order, whatever the
  * plan; without, in the order of the index on (uuid, date_time), which a
  * chart does not mind and which spares a sort.  SPI must be connected.
  */
 static void
-render_scan_rows(pg_uuid_t *uuid, int first, int n, bool exact_order,
+render_scan_rows(RenderRun *run, int first, int n, bool exact_order,
 				 RenderRowFunc func, void *arg)
 {
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		args[1] = {UUIDPGetDatum(uuid)};
+	Oid			argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	Datum		args[2] = {UUIDPGetDatum(run->uuid), TimestampTzGetDatum(run->since)};
 	Portal		portal;
 	MemoryContext batch_context;
 	MemoryContext old_context;
@@ -239,12 +255,14 @@ render_scan_rows(pg_uuid_t *uuid, int first, int n, bool exact_order,
 									   "SELECT w.date_time, w.row_data"
 									   " FROM dolon.tracing_row w"
 									   " WHERE w.uuid OPERATOR(pg_catalog.=) $1"
+									   " AND w.date_time OPERATOR(pg_catalog.>=) $2"
 									   " ORDER BY w.date_time, w.ctid" :
 									   "SELECT w.date_time, w.row_data"
 									   " FROM dolon.tracing_row w"
 									   " WHERE w.uuid OPERATOR(pg_catalog.=) $1"
+									   " AND w.date_time OPERATOR(pg_catalog.>=) $2"
 									   " ORDER BY w.date_time",
-									   1, argtypes, args, NULL, true,
+									   2, argtypes, args, NULL, true,
 									   CURSOR_OPT_NO_SCROLL);
 	batch_context = AllocSetContextCreate(CurrentMemoryContext,
 										  "dolon render batch",
@@ -280,22 +298,23 @@ render_scan_rows(pg_uuid_t *uuid, int first, int n, bool exact_order,
 }
 
 /*
- * The first and last finite times of a run's rows, through its index; false
- * if it has none.
+ * The first and last finite times of a run's rows since run->since, through
+ * its index; false if it has none.
  */
 static bool
-render_time_extent(pg_uuid_t *uuid, TimestampTz *first, TimestampTz *last)
+render_time_extent(RenderRun *run, TimestampTz *first, TimestampTz *last)
 {
-	Oid			argtypes[1] = {UUIDOID};
-	Datum		args[1] = {UUIDPGetDatum(uuid)};
+	Oid			argtypes[2] = {UUIDOID, TIMESTAMPTZOID};
+	Datum		args[2] = {UUIDPGetDatum(run->uuid), TimestampTzGetDatum(run->since)};
 	bool		isnull;
 
 	if (SPI_execute_with_args("SELECT pg_catalog.min(w.date_time), pg_catalog.max(w.date_time)"
 							  " FROM dolon.tracing_row w"
 							  " WHERE w.uuid OPERATOR(pg_catalog.=) $1"
 							  " AND w.date_time OPERATOR(pg_catalog.>) '-infinity'::pg_catalog.timestamptz"
-							  " AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+							  " AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz"
+							  " AND w.date_time OPERATOR(pg_catalog.>=) $2",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the times of a run");
 	*first = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 											   SPI_tuptable->tupdesc, 1, &isnull));
@@ -334,7 +353,7 @@ render_buckets(RenderRun *run, int nbuckets, int first, int ncolumns,
 	b->nbuckets = nbuckets;
 	b->first_column = first;
 	b->ncolumns = ncolumns;
-	b->timed = render_time_extent(run->uuid, &b->first, &last);
+	b->timed = render_time_extent(run, &b->first, &last);
 	if (b->timed)
 		b->span = (double) (last - b->first);
 	b->bucket_rows = palloc0(sizeof(int64) * nbuckets);
@@ -348,7 +367,7 @@ render_buckets(RenderRun *run, int nbuckets, int first, int ncolumns,
 	if (keep_rows)
 		b->row_values = palloc(sizeof(float4) * nbuckets);
 
-	render_scan_rows(run->uuid, first, ncolumns, false, render_bucket_row, b);
+	render_scan_rows(run, first, ncolumns, false, render_bucket_row, b);
 }
 
 static void
@@ -452,7 +471,7 @@ dolon_trace(PG_FUNCTION_ARGS)
 	state.names = palloc(sizeof(Datum) * Max(run.ncolumns, 1));
 	for (int c = 0; c < run.ncolumns; c++)
 		state.names[c] = run.names[c] ? CStringGetTextDatum(run.names[c]) : (Datum) 0;
-	render_scan_rows(run.uuid, 0, run.ncolumns, true, trace_row, &state);
+	render_scan_rows(&run, 0, run.ncolumns, true, trace_row, &state);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -596,7 +615,7 @@ dolon_trace_csv(PG_FUNCTION_ARGS)
 	}
 	csv_put_line(&state);
 
-	render_scan_rows(run.uuid, 0, run.ncolumns, true, csv_row, &state);
+	render_scan_rows(&run, 0, run.ncolumns, true, csv_row, &state);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -932,8 +951,8 @@ render_duration(double span)
  * no known value; a lone point as a dot.
  */
 static void
-render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b, int column,
-			 const char *time_axis)
+render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b,
+			 const RenderLayout *layout, int column, const char *time_axis)
 {
 	const char *unit = render_unit(run->names[column]);
 	float4	   *lo_of = b->lo + (size_t) column * b->nbuckets;
@@ -956,7 +975,7 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b, int column,
 	double		dot_y = 0;
 
 	appendStringInfo(svg, "<g class=\"chart\" transform=\"translate(0,%d)\">\n",
-					 HEADING + CHART_HEIGHT * column);
+					 layout->heading + CHART_HEIGHT * column);
 	appendStringInfo(svg, "<text x=\"%d\" y=\"16\" font-size=\"12\" font-weight=\"bold\" fill=\"#222222\">",
 					 PLOT_LEFT);
 	append_xml_text(svg, run->names[column]);
@@ -974,20 +993,20 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b, int column,
 	appendStringInfo(svg, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888888\"/>\n",
 					 PLOT_LEFT, PLOT_TOP, PLOT_LEFT, PLOT_TOP + PLOT_HEIGHT);
 	appendStringInfo(svg, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888888\"/>\n",
-					 PLOT_LEFT, PLOT_TOP + PLOT_HEIGHT, PLOT_LEFT + PLOT_WIDTH, PLOT_TOP + PLOT_HEIGHT);
+					 PLOT_LEFT, PLOT_TOP + PLOT_HEIGHT, PLOT_LEFT + layout->plot_width, PLOT_TOP + PLOT_HEIGHT);
 	appendStringInfoString(svg, time_axis);
 
 	if (isinf(lo))
 	{
 		appendStringInfo(svg, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#999999\">%s</text>\n</g>\n",
-						 PLOT_LEFT + PLOT_WIDTH / 2, PLOT_TOP + PLOT_HEIGHT / 2 + 4,
+						 PLOT_LEFT + layout->plot_width / 2, PLOT_TOP + PLOT_HEIGHT / 2 + 4,
 						 b->rows == 0 ? "no rows" : "no known values");
 		return;
 	}
 
 	/* The lowest and highest known values, six significant digits */
 	appendStringInfo(svg, "<text class=\"range\" x=\"%d\" y=\"16\" text-anchor=\"end\" fill=\"#666666\">min <tspan class=\"min\">",
-					 PLOT_LEFT + PLOT_WIDTH);
+					 PLOT_LEFT + layout->plot_width);
 	append_with_unit(svg, psprintf("%.6g", lo), unit);
 	appendStringInfoString(svg, "</tspan> &#183; max <tspan class=\"max\">");
 	append_with_unit(svg, psprintf("%.6g", hi), unit);
@@ -1031,7 +1050,7 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b, int column,
 
 		appendStringInfo(svg, "<line x1=\"%d\" y1=\"", PLOT_LEFT - 3);
 		append_coordinate(svg, y);
-		appendStringInfo(svg, "\" x2=\"%d\" y2=\"", PLOT_LEFT + PLOT_WIDTH);
+		appendStringInfo(svg, "\" x2=\"%d\" y2=\"", PLOT_LEFT + layout->plot_width);
 		append_coordinate(svg, y);
 		appendStringInfoString(svg, "\" stroke=\"#e4e4e4\"/>\n");
 		appendStringInfo(svg, "<text class=\"tick\" x=\"%d\" y=\"", PLOT_LEFT - 6);
@@ -1087,58 +1106,67 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b, int column,
 }
 
 /*
- * dolon.plot(uuid): a run as an SVG document, one time-series chart per
- * column, times in the session's time zone.
+ * Append to svg (in memory that outlives SPI) a run's rows since a time
+ * (DT_NOBEGIN: all of them) as an SVG document of a width, one time-series
+ * chart per column, times in the session's time zone.  An error if the run does not
+ * exist.  dolon.plot() and the live page of the metrics endpoint draw
+ * with it.
  */
-Datum
-dolon_plot(PG_FUNCTION_ARGS)
+void
+dolon_render_plot(pg_uuid_t *uuid, TimestampTz since, int width,
+				  StringInfo svg)
 {
 	RenderRun	run;
 	RenderBuckets b;
-	StringInfoData svg;
+	RenderLayout layout;
 	StringInfoData axis;
 	char	   *uuid_text;
 	int			height;
 	TimestampTz last;
 
-	/* The result, in the caller's memory, after room for its header */
-	initStringInfo(&svg);
-	appendStringInfoSpaces(&svg, VARHDRSZ);
+	Assert(width >= DOLON_PLOT_MIN_WIDTH && width <= DOLON_PLOT_WIDTH);
+	layout.width = width;
+	layout.plot_width = width - PLOT_LEFT - PLOT_RIGHT_MARGIN;
+	layout.heading = width < DOLON_PLOT_WIDTH ? NARROW_HEADING : HEADING;
+	layout.nbuckets = layout.plot_width - 2 * INSET + 1;
 
 	SPI_connect();
-	render_open_run(PG_GETARG_UUID_P(0), &run);
+	render_open_run(uuid, &run);
+	run.since = since;
 	uuid_text = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(run.uuid)));
-	render_buckets(&run, PLOT_BUCKETS, 0, run.ncolumns, false, &b);
+	render_buckets(&run, layout.nbuckets, 0, run.ncolumns, false, &b);
 	last = b.first + (TimestampTz) b.span;
-	height = HEADING + CHART_HEIGHT * run.ncolumns + 8;
+	height = layout.heading + CHART_HEIGHT * run.ncolumns + 8;
 
-	appendStringInfoString(&svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-	appendStringInfo(&svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\" font-size=\"11\">\n",
-					 PAGE_WIDTH, height, PAGE_WIDTH, height);
-	appendStringInfoString(&svg, "<title>");
-	append_xml_text(&svg, run.app_name);
-	appendStringInfo(&svg, " &#8212; %s</title>\n", uuid_text);
-	appendStringInfo(&svg, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n",
-					 PAGE_WIDTH, height);
-	appendStringInfoString(&svg, "<text x=\"12\" y=\"22\" font-size=\"15\" font-weight=\"bold\" fill=\"#222222\">");
-	append_xml_text(&svg, run.app_name);
-	appendStringInfoString(&svg, "</text>\n");
-	appendStringInfo(&svg, "<text x=\"12\" y=\"40\" fill=\"#666666\">run %s &#183; ", uuid_text);
+	appendStringInfoString(svg, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+	appendStringInfo(svg, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"DejaVu Sans, Verdana, Arial, sans-serif\" font-size=\"11\">\n",
+					 width, height, width, height);
+	appendStringInfoString(svg, "<title>");
+	append_xml_text(svg, run.app_name);
+	appendStringInfo(svg, " &#8212; %s</title>\n", uuid_text);
+	appendStringInfo(svg, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n",
+					 width, height);
+	appendStringInfoString(svg, "<text x=\"12\" y=\"22\" font-size=\"15\" font-weight=\"bold\" fill=\"#222222\">");
+	append_xml_text(svg, run.app_name);
+	appendStringInfoString(svg, "</text>\n");
+	appendStringInfo(svg, "<text x=\"12\" y=\"40\" fill=\"#666666\">run %s%s", uuid_text,
+					 width < DOLON_PLOT_WIDTH ?
+					 "</text>\n<text x=\"12\" y=\"56\" fill=\"#666666\">" : " &#183; ");
 	if (b.rows == 0)
-		appendStringInfoString(&svg, "no rows");
+		appendStringInfoString(svg, "no rows");
 	else
 	{
-		appendStringInfo(&svg, INT64_FORMAT " %s", b.rows, b.rows == 1 ? "row" : "rows");
+		appendStringInfo(svg, INT64_FORMAT " %s", b.rows, b.rows == 1 ? "row" : "rows");
 		if (b.timed)
 		{
 			if (b.span == 0)
-				appendStringInfo(&svg, " at %s", render_time(b.first, false, true));
+				appendStringInfo(svg, " at %s", render_time(b.first, false, true));
 			else
-				appendStringInfo(&svg, " from %s (%s)", render_time(b.first, false, true),
+				appendStringInfo(svg, " from %s (%s)", render_time(b.first, false, true),
 								 render_duration(b.span / USECS_PER_SEC));
 		}
 	}
-	appendStringInfoString(&svg, "</text>\n");
+	appendStringInfoString(svg, "</text>\n");
 
 	/* The time axis, the same in every chart */
 	initStringInfo(&axis);
@@ -1146,10 +1174,10 @@ dolon_plot(PG_FUNCTION_ARGS)
 	{
 		/* rows all at one time: a single time, under the middle */
 		appendStringInfo(&axis, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888888\"/>\n",
-						 PLOT_LEFT + PLOT_WIDTH / 2, PLOT_TOP + PLOT_HEIGHT,
-						 PLOT_LEFT + PLOT_WIDTH / 2, PLOT_TOP + PLOT_HEIGHT + 4);
+						 PLOT_LEFT + layout.plot_width / 2, PLOT_TOP + PLOT_HEIGHT,
+						 PLOT_LEFT + layout.plot_width / 2, PLOT_TOP + PLOT_HEIGHT + 4);
 		appendStringInfo(&axis, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#444444\">%s</text>\n",
-						 PLOT_LEFT + PLOT_WIDTH / 2, PLOT_TOP + PLOT_HEIGHT + 16,
+						 PLOT_LEFT + layout.plot_width / 2, PLOT_TOP + PLOT_HEIGHT + 16,
 						 render_time(b.first, false, false));
 	}
 	else if (b.span > 0)
@@ -1160,24 +1188,39 @@ dolon_plot(PG_FUNCTION_ARGS)
 						 PLOT_LEFT + INSET, PLOT_TOP + PLOT_HEIGHT,
 						 PLOT_LEFT + INSET, PLOT_TOP + PLOT_HEIGHT + 4);
 		appendStringInfo(&axis, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#888888\"/>\n",
-						 PLOT_LEFT + PLOT_WIDTH - INSET, PLOT_TOP + PLOT_HEIGHT,
-						 PLOT_LEFT + PLOT_WIDTH - INSET, PLOT_TOP + PLOT_HEIGHT + 4);
+						 PLOT_LEFT + layout.plot_width - INSET, PLOT_TOP + PLOT_HEIGHT,
+						 PLOT_LEFT + layout.plot_width - INSET, PLOT_TOP + PLOT_HEIGHT + 4);
 		appendStringInfo(&axis, "<text x=\"%d\" y=\"%d\" fill=\"#444444\">%s</text>\n",
 						 PLOT_LEFT, PLOT_TOP + PLOT_HEIGHT + 16,
 						 render_time(b.first, with_date, false));
 		appendStringInfo(&axis, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#888888\">%s</text>\n",
-						 PLOT_LEFT + PLOT_WIDTH / 2, PLOT_TOP + PLOT_HEIGHT + 16,
+						 PLOT_LEFT + layout.plot_width / 2, PLOT_TOP + PLOT_HEIGHT + 16,
 						 render_duration(b.span / USECS_PER_SEC));
 		appendStringInfo(&axis, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#444444\">%s</text>\n",
-						 PLOT_LEFT + PLOT_WIDTH, PLOT_TOP + PLOT_HEIGHT + 16,
+						 PLOT_LEFT + layout.plot_width, PLOT_TOP + PLOT_HEIGHT + 16,
 						 render_time(last, with_date, false));
 	}
 
 	for (int c = 0; c < run.ncolumns; c++)
-		render_chart(&svg, &run, &b, c, axis.data);
-	appendStringInfoString(&svg, "</svg>\n");
+		render_chart(svg, &run, &b, &layout, c, axis.data);
+	appendStringInfoString(svg, "</svg>\n");
 
 	SPI_finish();
+}
+
+/*
+ * dolon.plot(uuid): a run as an SVG document, one time-series chart per
+ * column, times in the session's time zone.
+ */
+Datum
+dolon_plot(PG_FUNCTION_ARGS)
+{
+	StringInfoData svg;
+
+	/* The result, after room for its header */
+	initStringInfo(&svg);
+	appendStringInfoSpaces(&svg, VARHDRSZ);
+	dolon_render_plot(PG_GETARG_UUID_P(0), DT_NOBEGIN, DOLON_PLOT_WIDTH, &svg);
 	SET_VARSIZE(svg.data, svg.len);
 	PG_RETURN_TEXT_P((text *) svg.data);
 }

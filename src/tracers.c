@@ -107,7 +107,10 @@ dolon_tracers_shmem_init(void)
 	pg_atomic_init_u32(&dolon_shared->announce_requests, 0);
 	dolon_shared->max_tracers = dolon_max_tracers;
 	for (i = 0; i < dolon_max_tracers; i++)
+	{
 		SpinLockInit(&dolon_shared->slots[i].status.mutex);
+		SpinLockInit(&dolon_shared->slots[i].latest.mutex);
+	}
 	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
 }
 
@@ -821,6 +824,29 @@ dolon_read_tracer(int slot_index, char *name, char *profilers,
 	SpinLockRelease(&slot->status.mutex);
 	LWLockRelease(dolon_shared->lock);
 	return in_use && !status->off;
+}
+
+/*
+ * Read the last row of the tracer of a slot, if its worker runs and has
+ * sampled since its run started.  The worker empties the row before it
+ * shows its pid, so a row read after a pid belongs to that worker.
+ */
+bool
+dolon_read_tracer_latest(int slot_index, DolonTracerLatest *latest)
+{
+	DolonTracerSlot *slot = &dolon_shared->slots[slot_index];
+	pid_t		pid;
+
+	SpinLockAcquire(&slot->status.mutex);
+	pid = slot->status.pid;
+	SpinLockRelease(&slot->status.mutex);
+	if (pid == 0)
+		return false;
+
+	SpinLockAcquire(&slot->latest.mutex);
+	memcpy(latest, &slot->latest, sizeof(DolonTracerLatest));
+	SpinLockRelease(&slot->latest.mutex);
+	return latest->sampled != 0;
 }
 
 /*

@@ -43,6 +43,27 @@ typedef struct DolonTracerStatus
 	double		total_sample_us;
 } DolonTracerStatus;
 
+/* The columns of a tracer's last row that shared memory keeps */
+#define DOLON_MAX_LATEST_COLUMNS 128
+
+/*
+ * The last row of a tracer, for the metrics endpoint and its page: the
+ * names of the run's first DOLON_MAX_LATEST_COLUMNS columns, written when
+ * the run starts, and their values, written after each sample.  Emptied
+ * when a worker takes the slot.  Written by the tracer's worker, read by
+ * any process, under mutex; apart from the status, so that reading the
+ * status never copies the row.
+ */
+typedef struct DolonTracerLatest
+{
+	slock_t		mutex;
+	int			columns;		/* kept, at most DOLON_MAX_LATEST_COLUMNS */
+	TimestampTz sampled;		/* 0 until the run's first sample */
+	char		names[DOLON_MAX_LATEST_COLUMNS][DOLON_MAX_COLUMN_BYTES];
+	double		values[DOLON_MAX_LATEST_COLUMNS];
+	bool		nulls[DOLON_MAX_LATEST_COLUMNS];
+} DolonTracerLatest;
+
 /*
  * A slot for one tracer in shared memory.  Slot 0 is the tracer configured
  * in postgresql.conf; the others hold tracers started with
@@ -65,6 +86,7 @@ typedef struct DolonTracerSlot
 	TransactionId stop_xid;		/* the worker stops when it commits */
 	bool		dropped;		/* its row is gone or changed: it stops */
 	DolonTracerStatus status;
+	DolonTracerLatest latest;
 } DolonTracerSlot;
 
 typedef struct DolonSharedState
@@ -87,5 +109,6 @@ extern void dolon_register_configured_tracer(void);
 extern bool dolon_launch_tracer(int slot, uint64 ticket);
 extern bool dolon_read_tracer(int slot_index, char *name, char *profilers,
 							  DolonTracerStatus *status);
+extern bool dolon_read_tracer_latest(int slot_index, DolonTracerLatest *latest);
 
 #endif							/* DOLON_TRACERS_H */

@@ -186,6 +186,12 @@ attach_slot(Tracer *tracer, uint64 ticket)
 	if (!ours)
 		return false;
 
+	/* Emptied before the pid shows: see dolon_read_tracer_latest() */
+	SpinLockAcquire(&tracer->slot->latest.mutex);
+	tracer->slot->latest.columns = 0;
+	tracer->slot->latest.sampled = 0;
+	SpinLockRelease(&tracer->slot->latest.mutex);
+
 	SpinLockAcquire(&status->mutex);
 	status->pid = MyProcPid;
 	status->samples = 0;
@@ -569,6 +575,7 @@ static void
 start_run(Tracer *tracer)
 {
 	DolonTracerStatus *status = &tracer->slot->status;
+	DolonTracerLatest *latest = &tracer->slot->latest;
 	MemoryContext oldcontext;
 	uint64		generation = dolon_profiled_functions_generation();
 	int			i;
@@ -598,6 +605,14 @@ start_run(Tracer *tracer)
 	status->run_started = GetCurrentTimestamp();
 	status->columns = tracer->columns->count;
 	SpinLockRelease(&status->mutex);
+
+	SpinLockAcquire(&latest->mutex);
+	latest->columns = Min(tracer->columns->count, DOLON_MAX_LATEST_COLUMNS);
+	latest->sampled = 0;
+	for (i = 0; i < latest->columns; i++)
+		strlcpy(latest->names[i], tracer->column_names[i],
+				DOLON_MAX_COLUMN_BYTES);
+	SpinLockRelease(&latest->mutex);
 
 	ereport(LOG,
 			(errmsg("dolon tracer \"%s\" started run %s with %d columns",
@@ -815,6 +830,19 @@ take_sample(Tracer *tracer)
 	status->total_sample_us += duration_us;
 	status->samples++;
 	SpinLockRelease(&status->mutex);
+
+	if (tracer->columns != NULL)
+	{
+		DolonTracerLatest *latest = &tracer->slot->latest;
+		TimestampTz now = GetCurrentTimestamp();
+
+		SpinLockAcquire(&latest->mutex);
+		memcpy(latest->values, tracer->values,
+			   latest->columns * sizeof(double));
+		memcpy(latest->nulls, tracer->nulls, latest->columns * sizeof(bool));
+		latest->sampled = now;
+		SpinLockRelease(&latest->mutex);
+	}
 
 	report_profiler_failures(tracer, profiler_failures, profiler_error);
 

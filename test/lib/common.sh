@@ -49,7 +49,7 @@ DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR li
 
 # The real programs the tests of the metrics endpoint talk to, each started
 # and stopped by its test
-DOLON_PEER_PACKAGES="prometheus prometheus-postgres-exporter victoria-metrics"
+DOLON_PEER_PACKAGES="prometheus prometheus-postgres-exporter victoria-metrics chromium chromium-driver"
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
