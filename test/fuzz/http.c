@@ -12,8 +12,11 @@
  * Accept or Authorization is a header not sent.  The properties:
  *
  * - with a token set, only "Bearer " (in any case) and the token, exactly,
- *   is let in: anything else is answered 401, whatever the method or path;
+ *   or "Basic " and base64 of a user name, a colon and the token, is let
+ *   in: anything else is answered 401, whatever the method or path;
  * - the metrics are answered only to GET or HEAD of /metrics;
+ * - a run's chart only to a path /runs/<uuid>.svg, the uuid in its
+ *   canonical form, whose bytes are those of the uuid;
  * - OpenMetrics is chosen only if Accept names it, and always when it names
  *   nothing else.
  *
@@ -23,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "common/base64.h"
 #include "metrics_request.h"
 #include "support.h"
 
@@ -78,6 +82,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			pg_strncasecmp(request.authorization, "Bearer ", strlen("Bearer ")) == 0 &&
 			strcmp(request.authorization + strlen("Bearer "), token) == 0;
 
+		if (request.authorization != NULL &&
+			pg_strncasecmp(request.authorization, "Basic ", strlen("Basic ")) == 0)
+		{
+			const char *encoded = request.authorization + strlen("Basic ");
+			int			length = strlen(encoded);
+			char	   *decoded = palloc(length + 1);
+			int			decoded_length;
+			char	   *colon;
+
+			decoded_length = pg_b64_decode(encoded, length, (void *) decoded, length + 1);
+			colon = decoded_length > 0 ? memchr(decoded, ':', decoded_length) : NULL;
+			presented = colon != NULL &&
+				decoded + decoded_length - (colon + 1) == (long) strlen(token) &&
+				memcmp(colon + 1, token, strlen(token)) == 0;
+		}
+
 		if (!presented && answer != DOLON_ANSWER_UNAUTHORIZED)
 			fuzz_finding("a request without the token is let in");
 		if (presented && answer == DOLON_ANSWER_UNAUTHORIZED)
@@ -89,6 +109,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(strcmp(request.path, "/metrics") != 0 ||
 		 (strcmp(request.method, "GET") != 0 && strcmp(request.method, "HEAD") != 0)))
 		fuzz_finding("the metrics are answered to another method or path");
+
+	if (answer == DOLON_ANSWER_RUN_CHART)
+	{
+		char		expected[64];
+		const unsigned char *b = request.run.data;
+
+		snprintf(expected, sizeof(expected),
+				 "/runs/%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x.svg",
+				 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+				 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+		if (pg_strcasecmp(request.path, expected) != 0)
+			fuzz_finding("a chart is answered to a path that is not its run's");
+	}
 
 	if (dolon_metrics_format(request.accept) == DOLON_FORMAT_OPENMETRICS &&
 		(request.accept == NULL ||

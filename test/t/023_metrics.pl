@@ -9,6 +9,7 @@ use warnings;
 use Encode ();
 use IO::Select;
 use IO::Socket::INET;
+use MIME::Base64 ();
 use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -334,7 +335,9 @@ DolonTest::poll_until(sub { DolonMetrics::get($port, '/metrics')->{status} == 40
 $pid = metrics_pid();
 my $refused = DolonMetrics::get($port, '/metrics');
 is($refused->{status}, 401, 'with dolon.metrics_token set, a scrape without the token: 401');
-is($refused->{headers}{'www-authenticate'}, 'Bearer realm="dolon"', '... asking for a bearer token');
+is_deeply($refused->{headers}{'www-authenticate'},
+	[ 'Bearer realm="dolon"', 'Basic realm="dolon", charset="UTF-8"' ],
+	'... asking for a bearer token, or Basic credentials (what a browser can give)');
 unlike($refused->{content}, qr/pg_up/, '... and no metrics');
 is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3b' })->{status}, 401,
 	'a wrong token: 401');
@@ -342,6 +345,22 @@ is(DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a0'
 	'a longer token: 401');
 is(DolonMetrics::get($port, '/nothing')->{status}, 401,
 	'a path that does not exist, without the token: 401, not 404');
+is(DolonMetrics::get($port, $_)->{status}, 401, "$_ without the token: 401")
+  for '/', '/status.json', '/dolon.js';
+is(DolonMetrics::get($port, '/metrics',
+		{ Authorization => 'Basic ' . MIME::Base64::encode_base64('prometheus:Sesame-7f3a', '') })->{status},
+	200, 'Basic credentials with the token as password (any user): 200');
+is(DolonMetrics::get($port, '/',
+		{ Authorization => 'Basic ' . MIME::Base64::encode_base64(':Sesame-7f3a', '') })->{status},
+	200, '... the live page too, with an empty user');
+for my $credentials ('prometheus:Sesame-7f3b', 'Sesame-7f3a', 'Sesame-7f3a:x', 'a:Sesame-7f3a:')
+{
+	is(DolonMetrics::get($port, '/metrics',
+			{ Authorization => 'Basic ' . MIME::Base64::encode_base64($credentials, '') })->{status},
+		401, "Basic credentials \"$credentials\": 401");
+}
+is(DolonMetrics::get($port, '/metrics', { Authorization => 'Basic !!not base64!!' })->{status},
+	401, 'Basic credentials that are not base64: 401');
 my $granted = DolonMetrics::get($port, '/metrics', { Authorization => 'Bearer Sesame-7f3a' });
 is($granted->{status}, 200, 'the right token: 200');
 like($granted->{content}, qr/^pg_up 1$/m, '... with the metrics');
