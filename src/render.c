@@ -976,8 +976,9 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b,
 
 	appendStringInfo(svg, "<g class=\"chart\" transform=\"translate(0,%d)\">\n",
 					 layout->heading + CHART_HEIGHT * column);
+	/* A narrow chart's name starts at the edge, clear of the range */
 	appendStringInfo(svg, "<text x=\"%d\" y=\"16\" font-size=\"12\" font-weight=\"bold\" fill=\"#222222\">",
-					 PLOT_LEFT);
+					 layout->width < DOLON_PLOT_WIDTH ? 12 : PLOT_LEFT);
 	append_xml_text(svg, run->names[column]);
 	appendStringInfoString(svg, "</text>\n");
 

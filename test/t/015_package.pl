@@ -136,12 +136,14 @@ ok(-f "$work/$deb", "it gives $deb") or die "no package to test\n";
 my %contents = map { (split ' ', $_, 6)[5] =~ s{^\./}{/}r => 1 }
   split /\n/, `dpkg-deb -c '$work/$deb'`;
 my @scripts = map { s{.*/}{}r } glob("$top/dolon--*.sql");
+my @page = map { s{.*/}{}r } glob("$top/src/page/*");
 ok(exists $contents{"/usr/lib/postgresql/$pg_major/lib/dolon.so"}, 'it holds the library');
 is_deeply(
 	[ grep { exists $contents{"/usr/share/postgresql/$pg_major/extension/$_"} }
-		  'dolon.control', @scripts ],
-	[ 'dolon.control', @scripts ],
-	'it holds the control file and every SQL script: ' . join(', ', @scripts));
+		  'dolon.control', @scripts, @page ],
+	[ 'dolon.control', @scripts, @page ],
+	'it holds the control file, every SQL script and the live page\'s files: '
+	  . join(', ', @scripts, @page));
 like(`dpkg-deb -f '$work/$deb' Depends`, qr/\bpostgresql-$pg_major\b/,
 	"it depends on postgresql-$pg_major");
 
