@@ -54,7 +54,7 @@
 #define PAGE_RUNS 4
 
 /* The time a chart of the page spans, up to the run's last row */
-#define PAGE_CHART_WINDOW_S 600
+#define PAGE_CHART_WINDOW_S 300
 
 /* The width of its charts, narrow enough for a phone's screen */
 #define PAGE_CHART_WIDTH 420

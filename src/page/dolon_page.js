@@ -1,7 +1,9 @@
 /*
  * dolon's live page: every few seconds, status.json gives the tracers of
  * the server (with the values of their last sample) and the collector's
- * latest runs; the chart of a run is fetched again when it has new rows.
+ * latest runs; the chart of a run is fetched again when it has new rows,
+ * is on the screen, and was fetched at least CHART_REFRESH_MS before: a
+ * chart costs the server a read of the rows it spans.
  * Everything is written as text nodes: names and values from the server
  * never become markup.  A chart is the server's own SVG document, parsed
  * as SVG and placed in the page.
@@ -10,8 +12,16 @@
 
 (function () {
   const REFRESH_MS = 3000;
+  const CHART_REFRESH_MS = 6000;
   const numberFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 3 });
-  const charts = new Map();    /* run uuid -> { card, lastRow } */
+  const charts = new Map();    /* run uuid -> { card, lastRow, fetched, visible } */
+  const onScreen = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      const chart = charts.get(entry.target.dataset.run);
+      if (chart !== undefined)
+        chart.visible = entry.isIntersecting;
+    }
+  });
 
   function element(tag, attributes, ...children) {
     const node = document.createElement(tag);
@@ -106,6 +116,13 @@
     chart.lastRow = run.last_row;
   }
 
+  function chartDue(chart, run, now) {
+    if (chart.lastRow === undefined)
+      return true;    /* never drawn */
+    return chart.visible && chart.lastRow !== run.last_row &&
+      now - chart.fetched >= CHART_REFRESH_MS;
+  }
+
   async function showCollector(status) {
     const section = document.getElementById('collector-section');
     const collector = status.collector;
@@ -130,20 +147,27 @@
           card: element('article', { class: 'card run', 'data-run': run.uuid },
             element('div', { class: 'card-head' }, element('h3', {}, run.app_name)),
             element('p', { class: 'facts' }), element('div', { class: 'chart' })),
-          lastRow: undefined
+          lastRow: undefined,
+          fetched: 0,
+          visible: true
         };
         charts.set(run.uuid, chart);
+        onScreen.observe(chart.card);
       }
       chart.card.querySelector('.facts').textContent =
         'started ' + new Date(run.started).toLocaleString() + ' \u00b7 ' +
         (run.last_row === null ? 'no rows yet' : 'last row ' + formatAge(run.last_row, status.server.now));
-      if (chart.lastRow !== run.last_row)
+      if (chartDue(chart, run, Date.now())) {
+        chart.fetched = Date.now();
         fetches.push(fetchChart(run, chart));
+      }
       cards.push(chart.card);
     }
-    for (const uuid of charts.keys())
-      if (!runs.some((run) => run.uuid === uuid))
+    for (const [uuid, chart] of charts)
+      if (!runs.some((run) => run.uuid === uuid)) {
+        onScreen.unobserve(chart.card);
         charts.delete(uuid);
+      }
     document.getElementById('runs').replaceChildren(
       ...(cards.length > 0 ? cards : [element('p', { class: 'empty' }, 'No run stored yet.')]));
     await Promise.all(fetches);
