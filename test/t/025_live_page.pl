@@ -110,7 +110,7 @@ is(DolonMetrics::get($port, '/runs/00000000-0000-0000-0000-000000000000.svg')->{
 	'a run the collector does not hold: 404');
 for my $path ("/runs/$run", "/runs/$run.svg/", "/runs/${run}x.svg", '/runs/../metrics',
 	'/runs/zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz.svg', '/runs/' . ($run =~ s/-//gr) . '.svg',
-	"/runs/'; DROP TABLE dolon.tracing_run; --.svg")
+	"/runs/'%3B%20DROP%20TABLE%20dolon.tracing_run%3B%20--.svg")
 {
 	is(DolonMetrics::get($port, $path)->{status}, 404, "not a chart: $path");
 }
