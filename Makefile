@@ -23,6 +23,7 @@ OBJS = \
 	src/tracers.o \
 	src/transaction.o \
 	src/transport.o \
+	src/utf8_text.o \
 	src/worker.o
 
 EXTENSION = dolon

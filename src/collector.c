@@ -6,17 +6,17 @@
  *		dolon.tracing_run and dolon.tracing_row of dolon.database.
  *
  * The collector runs when dolon.collector_port is set.  It listens on each
- * address of dolon.collector_listen_addresses and sleeps on its latch and
- * its sockets together.  When a socket is readable it reads every datagram
- * waiting (RECEIVE_VECTOR a system call) into a bounded buffer
- * (BUFFER_BYTES, BATCH_DATAGRAMS), and stores the whole buffer in one
- * transaction: one INSERT for the runs and one for the rows, each fed with
- * arrays, so that the cost of a statement is shared by the batch.  A burst of datagrams thus waits in the socket's receive
- * buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is stored, rather
- * than being lost to a slow insert path.  What the kernel still drops when
- * that buffer is full is counted: each datagram carries the socket's
- * count of drops so far (SO_RXQ_OVFL), and once a socket is drained the
- * same count is read from the socket itself (SO_MEMINFO), so that drops
+ * address of dolon.collector_listen_addresses and sleeps on its latch and its
+ * sockets together.  When a socket is readable it reads every datagram waiting
+ * (RECEIVE_VECTOR a system call) into a bounded buffer (BUFFER_BYTES,
+ * BATCH_DATAGRAMS), and stores the whole buffer in one transaction: one INSERT
+ * for the runs and one for the rows, each fed with arrays, so that the cost of
+ * a statement is shared by the batch.  A burst of datagrams thus waits in the
+ * socket's receive buffer (enlarged to RECEIVE_BUFFER_BYTES) while a batch is
+ * stored, rather than being lost to a slow insert path.  What the kernel still
+ * drops when that buffer is full is counted: each datagram carries the
+ * socket's count of drops so far (SO_RXQ_OVFL), and once a socket is drained
+ * the same count is read from the socket itself (SO_MEMINFO), so that drops
  * after the last datagram show at once rather than with a later datagram.
  *
  * Datagrams are decoded by mnemic_decode() (protocol.c), with the server's

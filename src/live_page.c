@@ -14,8 +14,9 @@
  * status.json is read as the metrics are: the tracers' slots in shared
  * memory, the collector's counters; the runs come from the collector's
  * store with fixed queries.  A chart is the SVG document of dolon.plot()
- * (render.c) over the run's last PAGE_CHART_WINDOW_S seconds: the cost of
- * a look stays that of the window, whatever the run's length.  Nothing a
+ * (render.c) over the run's last PAGE_CHART_WINDOW_S seconds, and at most
+ * its last PAGE_CHART_MAX_ROWS rows: the cost of a look is bounded,
+ * whatever the run's length and whoever sent its rows.  Nothing a
  * client sends becomes SQL: a run's uuid, parsed from the path, is a
  * parameter.  Names and texts are served in UTF-8, as JSON requires.
  *
@@ -43,9 +44,9 @@
 #include "collector.h"
 #include "guc.h"
 #include "live_page.h"
-#include "metrics_exposition.h"
 #include "render.h"
 #include "tracers.h"
+#include "utf8_text.h"
 
 /* The largest file of the page that is read */
 #define PAGE_FILE_MAX_BYTES (256 * 1024)
@@ -55,6 +56,15 @@
 
 /* The time a chart of the page spans, up to the run's last row */
 #define PAGE_CHART_WINDOW_S 300
+
+/*
+ * The most rows a chart reads: those of a tracer at 10 ms over the window.
+ * Anyone may send rows to the collector, as many as it stores; a chart of
+ * a run flooded with them starts later than the window, at its last
+ * PAGE_CHART_MAX_ROWS rows, so that a look costs the worker tens of
+ * milliseconds at most.
+ */
+#define PAGE_CHART_MAX_ROWS 30000
 
 /* The width of its charts, narrow enough for a phone's screen */
 #define PAGE_CHART_WIDTH 420
@@ -107,7 +117,7 @@ dolon_read_page_file(const char *name, size_t *length)
 static void
 append_json_text(StringInfo out, const char *text)
 {
-	escape_json(out, dolon_utf8_name(text));
+	escape_json(out, dolon_utf8_text(text));
 }
 
 /* A JSON number, null for NaN and the infinities, which JSON lacks */
@@ -150,7 +160,7 @@ append_json_uuid(StringInfo out, const pg_uuid_t *uuid)
  * last sample
  */
 static void
-write_tracers(StringInfo out)
+append_tracers_json(StringInfo out)
 {
 	DolonTracerLatest *latest = palloc(sizeof(DolonTracerLatest));
 	bool		first = true;
@@ -167,7 +177,7 @@ write_tracers(StringInfo out)
 
 		if (!dolon_read_tracer(t, name, profilers, &status))
 			continue;
-		sampled = dolon_read_tracer_latest(t, latest);
+		sampled = dolon_read_tracer_latest(t, &status, latest);
 
 		appendStringInfoString(out, first ? "{\"name\":" : ",{\"name\":");
 		first = false;
@@ -224,13 +234,14 @@ write_tracers(StringInfo out)
  * their last row.  SPI must be connected.
  */
 static void
-write_runs(StringInfo out)
+append_runs_json(StringInfo out)
 {
 	uint64		r;
 
 	if (SPI_execute("SELECT r.uuid, r.app_name::pg_catalog.text, r.creation_time,"
 					" (SELECT pg_catalog.max(w.date_time) FROM dolon.tracing_row w"
-					"  WHERE w.uuid OPERATOR(pg_catalog.=) r.uuid)"
+					"  WHERE w.uuid OPERATOR(pg_catalog.=) r.uuid"
+					"  AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz)"
 					" FROM dolon.tracing_run r"
 					" ORDER BY r.creation_time DESC LIMIT " CppAsString2(PAGE_RUNS),
 					true, 0) != SPI_OK_SELECT)
@@ -267,7 +278,7 @@ write_runs(StringInfo out)
  * snapshot.
  */
 static void
-write_collector(StringInfo out)
+append_collector_json(StringInfo out)
 {
 	DolonCollectorStatus status;
 
@@ -288,7 +299,7 @@ write_collector(StringInfo out)
 	if (OidIsValid(get_extension_oid("dolon", true)))
 	{
 		SPI_connect();
-		write_runs(out);
+		append_runs_json(out);
 		SPI_finish();
 	}
 	appendStringInfoChar(out, '}');
@@ -320,52 +331,76 @@ dolon_write_page_status(StringInfo out)
 	appendStringInfoString(out, ",\"now\":");
 	append_json_time(out, GetCurrentTimestamp());
 	appendStringInfoString(out, ",\"chart_window_s\":" CppAsString2(PAGE_CHART_WINDOW_S) "},");
-	write_tracers(out);
+	append_tracers_json(out);
 	appendStringInfoChar(out, ',');
-	write_collector(out);
+	append_collector_json(out);
 	appendStringInfoString(out, "}\n");
 }
 
 /*
- * The chart of a run over its last PAGE_CHART_WINDOW_S seconds, as an SVG
- * document; false if the collector has no such run (or no store).  Needs a
- * transaction with a snapshot.
+ * The chart of a run over its last PAGE_CHART_WINDOW_S seconds and at most
+ * its last PAGE_CHART_MAX_ROWS rows, as an SVG document; false if the
+ * collector has no such run (or no store).  Needs a transaction with a
+ * snapshot.
  */
 bool
 dolon_write_run_chart(const pg_uuid_t *run, StringInfo out)
 {
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(run)};
+	HeapTuple	tuple;
 	bool		isnull;
 	bool		found;
-	TimestampTz last;
+	TimestampTz since = DT_NOBEGIN; /* no rows yet: the chart says so */
 
 	if (dolon_collector_port == 0 ||
 		!OidIsValid(get_extension_oid("dolon", true)))
 		return false;
 
+	/*
+	 * The time of the run's last row at a finite time, and that of its
+	 * PAGE_CHART_MAX_ROWS-th last, if it has that many: both read backwards
+	 * along the index on (uuid, date_time)
+	 */
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT (SELECT pg_catalog.max(w.date_time)"
-							  "  FROM dolon.tracing_row w"
+	if (SPI_execute_with_args("SELECT (SELECT w.date_time FROM dolon.tracing_row w"
 							  "  WHERE w.uuid OPERATOR(pg_catalog.=) r.uuid"
-							  "  AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz)"
+							  "  AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz"
+							  "  AND w.date_time OPERATOR(pg_catalog.>) '-infinity'::pg_catalog.timestamptz"
+							  "  ORDER BY w.date_time DESC LIMIT 1),"
+							  " (SELECT w.date_time FROM dolon.tracing_row w"
+							  "  WHERE w.uuid OPERATOR(pg_catalog.=) r.uuid"
+							  "  AND w.date_time OPERATOR(pg_catalog.<) 'infinity'::pg_catalog.timestamptz"
+							  "  AND w.date_time OPERATOR(pg_catalog.>) '-infinity'::pg_catalog.timestamptz"
+							  "  ORDER BY w.date_time DESC"
+							  "  OFFSET " CppAsString2(PAGE_CHART_MAX_ROWS) " - 1 LIMIT 1)"
 							  " FROM dolon.tracing_run r"
 							  " WHERE r.uuid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look a run up");
 	found = SPI_processed > 0;
-	last = found ? DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1,
-													 &isnull)) : 0;
-	if (found && isnull)
-		last = DT_NOBEGIN;		/* no rows yet: the chart says so */
+	if (found)
+	{
+		TimestampTz last;
+
+		tuple = SPI_tuptable->vals[0];
+		last = DatumGetTimestampTz(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1,
+												 &isnull));
+		if (!isnull)
+		{
+			TimestampTz oldest = DatumGetTimestampTz(SPI_getbinval(tuple,
+																   SPI_tuptable->tupdesc,
+																   2, &isnull));
+
+			since = last - (TimestampTz) PAGE_CHART_WINDOW_S * USECS_PER_SEC;
+			if (!isnull && oldest > since)
+				since = oldest;
+		}
+	}
 	SPI_finish();
 	if (!found)
 		return false;
 
-	dolon_render_plot((pg_uuid_t *) run,
-					  last == DT_NOBEGIN ? DT_NOBEGIN :
-					  last - (TimestampTz) PAGE_CHART_WINDOW_S * USECS_PER_SEC,
-					  PAGE_CHART_WIDTH, out);
+	dolon_render_plot(run, since, PAGE_CHART_WIDTH, out);
 	return true;
 }

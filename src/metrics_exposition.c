@@ -37,7 +37,6 @@
 #include "catalog/pg_class.h"
 #include "common/shortest_dec.h"
 #include "commands/dbcommands.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
@@ -53,6 +52,7 @@
 #include "metrics_exposition.h"
 #include "sampling.h"
 #include "tracers.h"
+#include "utf8_text.h"
 
 /* The exposition being written */
 typedef struct Exposition
@@ -107,58 +107,13 @@ begin_family(Exposition *e, const char *name, MetricType type,
 }
 
 /*
- * A name read from the catalogs, in UTF-8, as both formats and the live
- * page's JSON require (a scraper refuses the whole exposition otherwise).  Names are read as any
- * session of this database reads them, in its encoding, and converted; a
- * byte sequence that is valid in neither (a name written by a database of
- * another encoding, or any byte in SQL_ASCII) becomes U+FFFD.
- */
-const char *
-dolon_utf8_name(const char *name)
-{
-	int			encoding = GetDatabaseEncoding();
-	int			length = strlen(name);
-	const char *c;
-	StringInfoData valid;
-
-	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII &&
-		pg_verify_mbstr(encoding, name, length, true))
-		name = pg_server_to_any(name, length, PG_UTF8);
-
-	for (c = name; *c != '\0'; c++)
-		if (IS_HIGHBIT_SET(*c))
-			break;
-	if (*c == '\0')
-		return name;			/* ASCII, the common case */
-
-	initStringInfo(&valid);
-	for (c = name; *c != '\0';)
-	{
-		int			character = pg_utf_mblen((const unsigned char *) c);
-
-		if (strnlen(c, character) == character &&
-			pg_utf8_islegal((const unsigned char *) c, character))
-		{
-			appendBinaryStringInfo(&valid, c, character);
-			c += character;
-		}
-		else
-		{
-			appendStringInfoString(&valid, "\xEF\xBF\xBD");
-			c++;
-		}
-	}
-	return valid.data;
-}
-
-/*
  * Add a label to the label set of the next sample, its value in UTF-8 and
  * escaped as both formats require: backslash, double quote and line feed.
  */
 static void
 add_label(Exposition *e, const char *name, const char *value)
 {
-	value = dolon_utf8_name(value);
+	value = dolon_utf8_text(value);
 	if (e->labels.len > 0)
 		appendStringInfoChar(&e->labels, ',');
 	appendStringInfoString(&e->labels, name);
@@ -552,7 +507,7 @@ write_tracer_values(Exposition *e)
 		int			c;
 
 		if (!dolon_read_tracer(t, name, profilers, &status) ||
-			!dolon_read_tracer_latest(t, latest))
+			!dolon_read_tracer_latest(t, &status, latest))
 			continue;
 		for (c = 0; c < latest->columns; c++)
 		{

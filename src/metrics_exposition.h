@@ -16,6 +16,5 @@
 #include "metrics_request.h"
 
 extern void dolon_write_metrics(StringInfo out, DolonExpositionFormat format);
-extern const char *dolon_utf8_name(const char *name);
 
 #endif							/* DOLON_METRICS_EXPOSITION_H */

@@ -68,16 +68,17 @@ given_password(const char *authorization, char *password, size_t *length)
 	/* the decoded bytes are char before PostgreSQL 18, uint8 since */
 	decoded_length = pg_b64_decode(authorization, (int) encoded_length,
 								   (void *) decoded, sizeof(decoded));
-	if (decoded_length < 0)
-		return false;
-	colon = memchr(decoded, ':', decoded_length);
-	if (colon == NULL)
-		return false;
-	colon++;
-	*length = Min((size_t) (decoded + decoded_length - colon),
-				  DOLON_MAX_TOKEN_BYTES + 1);
-	memcpy(password, colon, *length);
-	return true;
+	colon = decoded_length < 0 ? NULL : memchr(decoded, ':', decoded_length);
+	if (colon != NULL)
+	{
+		colon++;
+		*length = Min((size_t) (decoded + decoded_length - colon),
+					  DOLON_MAX_TOKEN_BYTES + 1);
+		memcpy(password, colon, *length);
+	}
+	/* what a client sent as its password stays nowhere it need not */
+	explicit_bzero(decoded, sizeof(decoded));
+	return colon != NULL;
 }
 
 /*
@@ -97,10 +98,9 @@ token_matches(const char *authorization, const char *token)
 
 	if (!given_password(authorization, given, &given_length))
 		return false;
-	if (given_length > DOLON_MAX_TOKEN_BYTES)
-		return false;			/* longer than any token: the client's own length */
-
-	difference = given_length != token_length;
+	/* longer than any token: the client's own length */
+	difference = given_length != token_length ||
+		given_length > DOLON_MAX_TOKEN_BYTES;
 	for (i = 0; i < DOLON_MAX_TOKEN_BYTES; i++)
 	{
 		unsigned char given_byte = i < given_length ? given[i] : 0;
@@ -108,6 +108,7 @@ token_matches(const char *authorization, const char *token)
 
 		difference |= given_byte ^ expected;
 	}
+	explicit_bzero(given, sizeof(given));
 	return difference == 0;
 }
 

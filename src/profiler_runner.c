@@ -4,30 +4,29 @@
  *		The process that runs a tracer's custom profilers, apart from the
  *		tracer, and the tracer's side of it.
  *
- * Custom profilers are code written by someone else, which whoever may
- * replace their functions can change after a superuser configured them.
- * A tracer never calls them itself: whatever a profiler does, the tracer
- * must keep its schedule and stay able to stop, reload and shut down.
- * Each tracer with custom profilers has a runner, a background worker of
- * its own ("dolon profiler runner"), started when first needed.  At each
- * sample the tracer asks it for a round of calls through the slot's
- * DolonProfilerExchange in shared memory and sets its latch; the runner
- * answers each call as it ends and the round when it is over, and sets the
- * tracer's latch.  The tracer waits for the round at most
- * dolon.profiler_timeout a call and three quarters of its interval (see
- * worker.c), responsive all along, and sends the row with the values that came; a
- * round still under way at the next sample leaves that sample's custom
- * values null.
+ * Custom profilers are code written by someone else, which whoever may replace
+ * their functions can change after a superuser configured them.  A tracer
+ * never calls them itself: whatever a profiler does, the tracer must keep its
+ * schedule and stay able to stop, reload and shut down.  Each tracer with
+ * custom profilers has a runner, a background worker of its own ("dolon
+ * profiler runner"), started when first needed.  At each sample the tracer
+ * asks it for a round of calls through the slot's DolonProfilerExchange in
+ * shared memory and sets its latch; the runner answers each call as it ends
+ * and the round when it is over, and sets the tracer's latch.  The tracer
+ * waits for the round at most dolon.profiler_timeout a call and three quarters
+ * of its interval (see worker.c), responsive all along, and sends the row with
+ * the values that came; a round still under way at the next sample leaves that
+ * sample's custom values null.
  *
- * The runner calls the profilers one after the other as
- * dolon.profiler_role (see custom_profilers.c), each with a statement
- * timeout of dolon.profiler_timeout, and undoes what each call did.  Between rounds it also releases the session advisory locks and
- * drops the prepared statements that profilers took.  What cannot be undone
- * (a setting a profiler defined stays defined, caches grow) is bounded: a
- * runner that holds too many new settings or too much more memory than
- * after its first round exits, and the tracer starts a new one.  The
- * messages below ERROR that profilers raise are rate-limited (an
- * emit_log_hook of the runner alone).
+ * The runner calls the profilers one after the other as dolon.profiler_role
+ * (see custom_profilers.c), each with a statement timeout of
+ * dolon.profiler_timeout, and undoes what each call did.  Between rounds it
+ * also releases the session advisory locks and drops the prepared statements
+ * that profilers took.  What cannot be undone (a setting a profiler defined
+ * stays defined, caches grow) is bounded: a runner that holds too many new
+ * settings or too much more memory than after its first round exits, and the
+ * tracer starts a new one.  The messages below ERROR that profilers raise are
+ * rate-limited (an emit_log_hook of the runner alone).
  *
  * A profiler that swallows the cancel of its timeout (a PL/pgSQL handler
  * for query_canceled, say) would hold the runner.  The tracer ends such a

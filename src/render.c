@@ -45,6 +45,7 @@
 #include "utils/uuid.h"
 
 #include "render.h"
+#include "utf8_text.h"
 
 PG_FUNCTION_INFO_V1(dolon_run_columns);
 PG_FUNCTION_INFO_V1(dolon_trace);
@@ -85,7 +86,7 @@ typedef struct RenderLayout
 /* A run as announced: its app_name and column names (NULL for a null one) */
 typedef struct RenderRun
 {
-	pg_uuid_t  *uuid;
+	const pg_uuid_t *uuid;
 	char	   *app_name;
 	Datum		columns;		/* text[] */
 	int			ncolumns;
@@ -127,7 +128,7 @@ typedef struct RenderBuckets
  * of it nonetheless.
  */
 static void
-render_no_run(pg_uuid_t *uuid)
+render_no_run(const pg_uuid_t *uuid)
 {
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(uuid)};
@@ -160,7 +161,7 @@ render_no_run(pg_uuid_t *uuid)
  * SPI must be connected; what it returns lives in SPI's memory.
  */
 static void
-render_open_run(pg_uuid_t *uuid, RenderRun *run)
+render_open_run(const pg_uuid_t *uuid, RenderRun *run)
 {
 	Oid			argtypes[1] = {UUIDOID};
 	Datum		args[1] = {UUIDPGetDatum(uuid)};
@@ -232,11 +233,12 @@ render_row_values(Datum row_data, int first, int n, float4 *values, bool *nulls)
 }
 
 /*
- * Read the rows of a run since run->since once, in date_time order, through
- * a cursor, and call func on each, with the values of the columns first .. first + n - 1.
- * With exact_order, rows of the same time come in ctid order, whatever the
- * plan; without, in the order of the index on (uuid, date_time), which a
- * chart does not mind and which spares a sort.  SPI must be connected.
+ * Read the rows of a run since run->since once, in date_time order, through a
+ * cursor, and call func on each, with the values of the columns
+ * first .. first + n - 1.  With exact_order, rows of the same time come in
+ * ctid order, whatever the plan; without, in the order of the index on
+ * (uuid, date_time), which a chart does not mind and which spares a sort.
+ * SPI must be connected.
  */
 static void
 render_scan_rows(RenderRun *run, int first, int n, bool exact_order,
@@ -737,20 +739,19 @@ dolon_sparkline(PG_FUNCTION_ARGS)
 /*
  * Append text for XML: its five special characters as entities; control
  * characters (line breaks included: labels are one line) as spaces; the two
- * non-characters XML does not allow as U+FFFD; in a UTF8 database, every
- * other non-ASCII character as a character reference, so the document is
- * plain ASCII and survives any client encoding.
+ * non-characters XML does not allow as U+FFFD; every other non-ASCII
+ * character, in whatever encoding the database has it, as a character
+ * reference, so the document is plain ASCII: the same bytes in every
+ * encoding, as dolon.plot() returns it and as the live page serves it.
  */
 static void
 append_xml_text(StringInfo out, const char *text)
 {
-	bool		utf8 = GetDatabaseEncoding() == PG_UTF8;
-
 	if (text == NULL)
 		return;
-	for (const unsigned char *p = (const unsigned char *) text; *p;)
+	for (const unsigned char *p = (const unsigned char *) dolon_utf8_text(text); *p;)
 	{
-		if (utf8 && *p >= 0x80)
+		if (*p >= 0x80)
 		{
 			pg_wchar	c = utf8_to_unicode(p);
 
@@ -1109,12 +1110,12 @@ render_chart(StringInfo svg, RenderRun *run, RenderBuckets *b,
 /*
  * Append to svg (in memory that outlives SPI) a run's rows since a time
  * (DT_NOBEGIN: all of them) as an SVG document of a width, one time-series
- * chart per column, times in the session's time zone.  An error if the run does not
- * exist.  dolon.plot() and the live page of the metrics endpoint draw
+ * chart per column, times in the session's time zone.  An error if the run
+ * does not exist.  dolon.plot() and the live page of the metrics endpoint draw
  * with it.
  */
 void
-dolon_render_plot(pg_uuid_t *uuid, TimestampTz since, int width,
+dolon_render_plot(const pg_uuid_t *uuid, TimestampTz since, int width,
 				  StringInfo svg)
 {
 	RenderRun	run;

@@ -19,7 +19,7 @@
 #define DOLON_PLOT_WIDTH 640
 #define DOLON_PLOT_MIN_WIDTH 360
 
-extern void dolon_render_plot(pg_uuid_t *uuid, TimestampTz since, int width,
+extern void dolon_render_plot(const pg_uuid_t *uuid, TimestampTz since, int width,
 							  StringInfo svg);
 
 #endif							/* DOLON_RENDER_H */

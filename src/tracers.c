@@ -107,10 +107,7 @@ dolon_tracers_shmem_init(void)
 	pg_atomic_init_u32(&dolon_shared->announce_requests, 0);
 	dolon_shared->max_tracers = dolon_max_tracers;
 	for (i = 0; i < dolon_max_tracers; i++)
-	{
 		SpinLockInit(&dolon_shared->slots[i].status.mutex);
-		SpinLockInit(&dolon_shared->slots[i].latest.mutex);
-	}
 	dolon_shared->slots[CONFIGURED_TRACER_SLOT].in_use = true;
 }
 
@@ -827,26 +824,63 @@ dolon_read_tracer(int slot_index, char *name, char *profilers,
 }
 
 /*
- * Read the last row of the tracer of a slot, if its worker runs and has
- * sampled since its run started.  The worker empties the row before it
- * shows its pid, so a row read after a pid belongs to that worker.
+ * Read the last row of the tracer of a slot, as of its status (read by
+ * dolon_read_tracer()): true if that run has been sampled.  The row is
+ * copied again while the worker writes it (DolonTracerLatest); the copy
+ * is bounded whatever a torn read gives, and the run compared at the end
+ * tells a row of another run or worker of the slot.
  */
 bool
-dolon_read_tracer_latest(int slot_index, DolonTracerLatest *latest)
+dolon_read_tracer_latest(int slot_index, const DolonTracerStatus *status,
+						 DolonTracerLatest *latest)
 {
-	DolonTracerSlot *slot = &dolon_shared->slots[slot_index];
-	pid_t		pid;
+	volatile DolonTracerLatest *shared = &dolon_shared->slots[slot_index].latest;
 
-	SpinLockAcquire(&slot->status.mutex);
-	pid = slot->status.pid;
-	SpinLockRelease(&slot->status.mutex);
-	if (pid == 0)
+	if (status->pid == 0 || !status->has_run)
 		return false;
+	for (;;)
+	{
+		uint32		before = shared->changecount;
+		int			columns;
 
-	SpinLockAcquire(&slot->latest.mutex);
-	memcpy(latest, &slot->latest, sizeof(DolonTracerLatest));
-	SpinLockRelease(&slot->latest.mutex);
-	return latest->sampled != 0;
+		pg_read_barrier();
+		latest->run = shared->run;
+		latest->sampled = shared->sampled;
+		columns = shared->columns;
+		latest->columns = Max(0, Min(columns, DOLON_MAX_LATEST_COLUMNS));
+		memcpy(latest->names, (const char *) shared->names,
+			   latest->columns * DOLON_MAX_COLUMN_BYTES);
+		memcpy(latest->values, (const double *) shared->values,
+			   latest->columns * sizeof(double));
+		memcpy(latest->nulls, (const bool *) shared->nulls,
+			   latest->columns * sizeof(bool));
+		pg_read_barrier();
+		if (before % 2 == 0 && shared->changecount == before)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	return latest->sampled != 0 &&
+		memcmp(&latest->run, &status->run_uuid, sizeof(pg_uuid_t)) == 0;
+}
+
+/*
+ * Around the worker's writes of the last row of its tracer: changecount odd
+ * in between, in a critical section so that no error leaves it odd
+ */
+void
+dolon_begin_latest_write(DolonTracerLatest *latest)
+{
+	START_CRIT_SECTION();
+	latest->changecount++;
+	pg_write_barrier();
+}
+
+void
+dolon_end_latest_write(DolonTracerLatest *latest)
+{
+	pg_write_barrier();
+	latest->changecount++;
+	END_CRIT_SECTION();
 }
 
 /*

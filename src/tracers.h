@@ -47,16 +47,20 @@ typedef struct DolonTracerStatus
 #define DOLON_MAX_LATEST_COLUMNS 128
 
 /*
- * The last row of a tracer, for the metrics endpoint and its page: the
- * names of the run's first DOLON_MAX_LATEST_COLUMNS columns, written when
- * the run starts, and their values, written after each sample.  Emptied
- * when a worker takes the slot.  Written by the tracer's worker, read by
- * any process, under mutex; apart from the status, so that reading the
- * status never copies the row.
+ * The last row of a tracer, for the metrics endpoint and its page: its run,
+ * the names of the run's first DOLON_MAX_LATEST_COLUMNS columns, written
+ * when the run starts, and their values, written after each sample.
+ * Emptied when a worker takes the slot.  Written by the tracer's worker
+ * alone, with no lock: as PostgreSQL's backend status entries are, it
+ * makes changecount odd while it writes, and a reader copies the row again
+ * until changecount was even and unchanged over its copy, so that a
+ * sample never waits for a reader.  Apart from the status, so that
+ * reading the status never copies the row.
  */
 typedef struct DolonTracerLatest
 {
-	slock_t		mutex;
+	uint32		changecount;	/* odd while the worker writes */
+	pg_uuid_t	run;			/* the run of the names and values */
 	int			columns;		/* kept, at most DOLON_MAX_LATEST_COLUMNS */
 	TimestampTz sampled;		/* 0 until the run's first sample */
 	char		names[DOLON_MAX_LATEST_COLUMNS][DOLON_MAX_COLUMN_BYTES];
@@ -109,6 +113,10 @@ extern void dolon_register_configured_tracer(void);
 extern bool dolon_launch_tracer(int slot, uint64 ticket);
 extern bool dolon_read_tracer(int slot_index, char *name, char *profilers,
 							  DolonTracerStatus *status);
-extern bool dolon_read_tracer_latest(int slot_index, DolonTracerLatest *latest);
+extern bool dolon_read_tracer_latest(int slot_index,
+									 const DolonTracerStatus *status,
+									 DolonTracerLatest *latest);
+extern void dolon_begin_latest_write(DolonTracerLatest *latest);
+extern void dolon_end_latest_write(DolonTracerLatest *latest);
 
 #endif							/* DOLON_TRACERS_H */

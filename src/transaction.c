@@ -4,13 +4,13 @@
  *		The steps of a background worker: running one in a transaction of
  *		its own and surviving its errors, and what comes between two.
  *
- * The tracers and the collector work in steps (a sample, a batch, a
- * retention pass, starting the recorded tracers), each in a transaction of
- * its own, and some steps in parts, each in a subtransaction.  An error in a step must not end the worker, whose exit would
- * also cost the next samples: it is caught, the transaction rolled back,
- * and its message handed to the caller to count, record and log.  Between
- * two steps, when the worker wakes up, it handles its interrupts and
- * reloads the settings if asked to.
+ * The tracers and the collector work in steps (a sample, a batch, a retention
+ * pass, starting the recorded tracers), each in a transaction of its own, and
+ * some steps in parts, each in a subtransaction.  An error in a step must not
+ * end the worker, whose exit would also cost the next samples: it is caught,
+ * the transaction rolled back, and its message handed to the caller to count,
+ * record and log.  Between two steps, when the worker wakes up, it handles its
+ * interrupts and reloads the settings if asked to.
  *
  * Copyright (c) 2026, the dolon authors
  *

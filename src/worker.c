@@ -186,11 +186,12 @@ attach_slot(Tracer *tracer, uint64 ticket)
 	if (!ours)
 		return false;
 
-	/* Emptied before the pid shows: see dolon_read_tracer_latest() */
-	SpinLockAcquire(&tracer->slot->latest.mutex);
+	/* Emptied: no run of this worker yet */
+	dolon_begin_latest_write(&tracer->slot->latest);
+	memset(&tracer->slot->latest.run, 0, sizeof(pg_uuid_t));
 	tracer->slot->latest.columns = 0;
 	tracer->slot->latest.sampled = 0;
-	SpinLockRelease(&tracer->slot->latest.mutex);
+	dolon_end_latest_write(&tracer->slot->latest);
 
 	SpinLockAcquire(&status->mutex);
 	status->pid = MyProcPid;
@@ -606,13 +607,14 @@ start_run(Tracer *tracer)
 	status->columns = tracer->columns->count;
 	SpinLockRelease(&status->mutex);
 
-	SpinLockAcquire(&latest->mutex);
+	dolon_begin_latest_write(latest);
+	latest->run = tracer->run_uuid;
 	latest->columns = Min(tracer->columns->count, DOLON_MAX_LATEST_COLUMNS);
 	latest->sampled = 0;
 	for (i = 0; i < latest->columns; i++)
 		strlcpy(latest->names[i], tracer->column_names[i],
 				DOLON_MAX_COLUMN_BYTES);
-	SpinLockRelease(&latest->mutex);
+	dolon_end_latest_write(latest);
 
 	ereport(LOG,
 			(errmsg("dolon tracer \"%s\" started run %s with %d columns",
@@ -732,15 +734,15 @@ wait_for_runner(Tracer *tracer, long timeout)
 }
 
 /*
- * Have the runner call the custom profilers, and wait for their values at
- * most dolon.profiler_timeout a call, and never past three quarters of the
- * interval after the sample was due (the rest is for the sample and its
- * send, before the next one is due): a round of several slow calls would otherwise
- * hold the row past the next sample's time, and the schedule would lose
- * the samples in between.  The calls left go on in the runner, and the
- * next samples go out without custom values until the round is over.  The
- * worker stays responsive while it waits: a shutdown ends it, and a reload
- * or a stop ends the wait, the row going out with the values that came.
+ * Have the runner call the custom profilers, and wait for their values at most
+ * dolon.profiler_timeout a call, and never past three quarters of the interval
+ * after the sample was due (the rest is for the sample and its send, before
+ * the next one is due): a round of several slow calls would otherwise hold the
+ * row past the next sample's time, and the schedule would lose the samples in
+ * between.  The calls left go on in the runner, and the next samples go out
+ * without custom values until the round is over.  The worker stays responsive
+ * while it waits: a shutdown ends it, and a reload or a stop ends the wait,
+ * the row going out with the values that came.
  */
 static void
 run_custom_profilers(Tracer *tracer, int *failures, char *error)
@@ -836,12 +838,12 @@ take_sample(Tracer *tracer)
 		DolonTracerLatest *latest = &tracer->slot->latest;
 		TimestampTz now = GetCurrentTimestamp();
 
-		SpinLockAcquire(&latest->mutex);
+		dolon_begin_latest_write(latest);
 		memcpy(latest->values, tracer->values,
 			   latest->columns * sizeof(double));
 		memcpy(latest->nulls, tracer->nulls, latest->columns * sizeof(bool));
 		latest->sampled = now;
-		SpinLockRelease(&latest->mutex);
+		dolon_end_latest_write(latest);
 	}
 
 	report_profiler_failures(tracer, profiler_failures, profiler_error);

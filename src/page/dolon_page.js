@@ -117,10 +117,11 @@
   }
 
   function chartDue(chart, run, now) {
+    if (now - chart.fetched < CHART_REFRESH_MS)
+      return false;
     if (chart.lastRow === undefined)
-      return true;    /* never drawn */
-    return chart.visible && chart.lastRow !== run.last_row &&
-      now - chart.fetched >= CHART_REFRESH_MS;
+      return true;    /* never drawn, or its last fetch failed */
+    return chart.visible && chart.lastRow !== run.last_row;
   }
 
   async function showCollector(status) {

@@ -8,6 +8,7 @@ use warnings;
 
 use Encode ();
 use IO::Select;
+use JSON::PP qw(decode_json);
 use IO::Socket::INET;
 use MIME::Base64 ();
 use POSIX ();
@@ -541,14 +542,24 @@ $plain->stop;
 # A server whose database is in LATIN1: the names are served in UTF-8, as a
 # scraper requires, converted as a session of that database reads them
 my $latin_port = DolonMetrics::free_tcp_port();
+my $latin_collector_port = DolonMetrics::free_tcp_port();
 my $latin = DolonTest::new_node('latin', $sink->port,
 	{ extra => [ '--encoding=LATIN1', '--locale=C' ] },
-	"dolon.metrics_port = $latin_port");
+	"dolon.metrics_port = $latin_port",
+	"dolon.collector_port = $latin_collector_port");
 $latin->start;
+my $latin_run = '6a1f0c2e-5b7d-4e8a-9c3f-1d2e3f4a5b6c';
 {
 	local $ENV{PGCLIENTENCODING} = 'UTF8';
 	$latin->safe_psql('postgres', qq{CREATE TABLE "caf\xc3\xa9" (i int)});
 	$latin->safe_psql('postgres', qq{CREATE DATABASE "na\xc3\xafve"});
+	# a run of the collector's store named in LATIN1, for the live page
+	$latin->safe_psql('postgres', qq{
+		CREATE EXTENSION dolon;
+		INSERT INTO dolon.tracing_run VALUES ('$latin_run', 'caf\xc3\xa9', '{d\xc3\xa9bit}');
+		INSERT INTO dolon.tracing_row VALUES ('$latin_run', '{1}', now() - interval '1 s'),
+			('$latin_run', '{2}', now());
+	});
 }
 DolonTest::poll_until(sub { DolonMetrics::get($latin_port, '/metrics')->{status} == 200 })
   or die 'the metrics endpoint of the LATIN1 server does not answer';
@@ -557,6 +568,15 @@ ok(defined eval { Encode::decode('UTF-8', my $copy = $latin_text, Encode::FB_CRO
 	'the metrics of a LATIN1 database are valid UTF-8');
 like($latin_text, qr/relname="caf\xc3\xa9"/, '... a table named in LATIN1 is named in UTF-8');
 like($latin_text, qr/datname="na\xc3\xafve"/, '... and so is a database');
+my $latin_chart = DolonMetrics::get($latin_port, "/runs/$latin_run.svg");
+is($latin_chart->{status}, 200, 'the live page\'s chart of a run named in LATIN1');
+unlike($latin_chart->{content}, qr/[^\x09\x0a\x20-\x7e]/,
+	'... is plain ASCII, as its declaration of UTF-8 allows');
+like($latin_chart->{content}, qr{<title>caf&#233; &#8212; $latin_run</title>.*>d&#233;bit</text>}s,
+	'... with the names as character references');
+my $latin_status = DolonMetrics::get($latin_port, '/status.json');
+is(eval { decode_json($latin_status->{content})->{collector}{runs}[0]{app_name} }, "caf\x{e9}",
+	'status.json names the run in UTF-8');
 $latin->stop;
 DolonTest::check_log_clean($latin);
 

@@ -179,6 +179,30 @@ my $screenshot = "$PostgreSQL::Test::Utils::log_path/live_page.png";
 $browser->screenshot($screenshot);
 ok(-s $screenshot > 10_000, "a screenshot: $screenshot");
 
+# ---- A run flooded with rows, one with a row at infinity ----
+
+# Anyone may send the collector rows.  A run of 100,000 rows over the last
+# 100 seconds: its chart reads the last 30,000 of them, not the window's all
+$node->safe_psql('postgres', q{
+	INSERT INTO dolon.tracing_run VALUES
+		('0f100d00-0000-4000-8000-000000000001', 'flood', '{n}'),
+		('0f100d00-0000-4000-8000-000000000002', 'infinite', '{n}');
+	INSERT INTO dolon.tracing_row
+		SELECT '0f100d00-0000-4000-8000-000000000001', ARRAY[g]::real[],
+			now() - (100000 - g) * interval '1 ms'
+		FROM generate_series(1, 100000) g;
+	INSERT INTO dolon.tracing_row VALUES
+		('0f100d00-0000-4000-8000-000000000002', '{1}', '2026-01-01 00:00:00+00'),
+		('0f100d00-0000-4000-8000-000000000002', '{2}', 'infinity');
+});
+my $flood = DolonMetrics::get($port, '/runs/0f100d00-0000-4000-8000-000000000001.svg')->{content};
+like($flood, qr/>30000 rows from /, 'a flooded run\'s chart reads its last 30,000 rows');
+like($flood, qr{>n</text>.*class="min">70001<.*class="max">100000<}s,
+	'... the latest: 70,001 to 100,000');
+my ($infinite) = grep { $_->{app_name} eq 'infinite' } @{ status()->{collector}{runs} };
+is($infinite->{last_row}, 1767225600000,
+	'the last row of a run with a row at infinity: its last at a finite time');
+
 # When the server goes, the page says so
 $node->stop;
 ok( DolonTest::poll_until(sub { $browser->run('return document.body.dataset.state') eq 'offline' }),
