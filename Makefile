@@ -14,6 +14,7 @@ OBJS = \
 	src/metrics_exposition.o \
 	src/metrics_request.o \
 	src/metrics_server.o \
+	src/metrics_tables.o \
 	src/profiler_runner.o \
 	src/profilers.o \
 	src/render.o \

@@ -33,6 +33,9 @@
 /* Longest bearer token of the metrics endpoint (dolon.metrics_token) */
 #define DOLON_MAX_TOKEN_BYTES 1024
 
+/* The databases whose tables the metrics endpoint reports */
+#define DOLON_MAX_METRICS_DATABASES 64
+
 /* The text of a tracer's list of profilers, as kept in shared memory */
 #define DOLON_MAX_PROFILERS_BYTES 2048
 

@@ -77,11 +77,13 @@ int			dolon_collector_max_columns = 1000;
 int			dolon_metrics_port = 0;
 char	   *dolon_metrics_listen_addresses = NULL;
 char	   *dolon_metrics_token = NULL;
+char	   *dolon_metrics_databases = NULL;
 
 static bool check_host(char **newval, void **extra, GucSource source);
 static bool check_tracer_name(char **newval, void **extra, GucSource source);
 static bool check_database(char **newval, void **extra, GucSource source);
 static bool check_metrics_token(char **newval, void **extra, GucSource source);
+static bool check_metrics_databases(char **newval, void **extra, GucSource source);
 static bool check_profilers(char **newval, void **extra, GucSource source);
 static void assign_profilers(const char *newval, void *extra);
 
@@ -296,6 +298,17 @@ dolon_define_settings(void)
 							   NULL,
 							   NULL);
 
+	DefineCustomStringVariable("dolon.metrics_databases",
+							   "Databases whose tables the metrics endpoint reports.",
+							   "A comma-separated list of database names; empty means dolon.database alone.",
+							   &dolon_metrics_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   check_metrics_databases,
+							   NULL,
+							   NULL);
+
 	DefineCustomStringVariable("dolon.database",
 							   "Database the tracers connect to.",
 							   "Table statistics and custom profilers are read there, and tracers started from SQL are recorded there.",
@@ -435,6 +448,43 @@ check_metrics_token(char **newval, void **extra, GucSource source)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * A list of database names, each at most as long as a name can be
+ */
+static bool
+check_metrics_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *copy = pstrdup(*newval);
+	List	   *names;
+	ListCell   *lc;
+	bool		valid;
+
+	valid = SplitGUCList(copy, ',', &names);
+	if (!valid)
+		GUC_check_errdetail("The list of databases is not a comma-separated list of names.");
+	else if (list_length(names) > DOLON_MAX_METRICS_DATABASES)
+	{
+		GUC_check_errdetail("The metrics report the tables of at most %d databases.",
+							DOLON_MAX_METRICS_DATABASES);
+		valid = false;
+	}
+	else
+		foreach(lc, names)
+		{
+			const char *name = lfirst(lc);
+
+			if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+			{
+				GUC_check_errdetail("\"%s\" is not a database name.", name);
+				valid = false;
+				break;
+			}
+		}
+	list_free(names);
+	pfree(copy);
+	return valid;
 }
 
 /*

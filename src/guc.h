@@ -30,6 +30,7 @@ extern int	dolon_collector_max_columns;
 extern int	dolon_metrics_port;
 extern char *dolon_metrics_listen_addresses;
 extern char *dolon_metrics_token;
+extern char *dolon_metrics_databases;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
 extern bool dolon_host_is_valid(const char *host, DolonFailure *failure);

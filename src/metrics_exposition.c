@@ -50,6 +50,7 @@
 #include "guc.h"
 #include "host.h"
 #include "metrics_exposition.h"
+#include "metrics_tables.h"
 #include "sampling.h"
 #include "tracers.h"
 #include "utf8_text.h"
@@ -345,33 +346,17 @@ static const Family table_families[] = {
 #define TABLE_COLUMNS lengthof(table_families)
 
 /*
- * Read a table's statistics into row, the values of table_families, and
- * its names into *schemaname and *relname.  Returns false if the table has
- * gone since the list of tables was made.
+ * Read a table's statistics into row, the values of table_families; false
+ * if it has none
  */
 static bool
-read_table_row(Oid table, char **schemaname, char **relname, double *row)
+read_table_row(Oid database, Oid table, double *row)
 {
-	HeapTuple	tuple;
-	Form_pg_class form;
-	PgStat_StatTabEntry *entry;
+	PgStat_StatTabEntry *entry = dolon_fetch_table_stats(database, table);
 	int			c = 0;
 
-	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(table));
-	if (!HeapTupleIsValid(tuple))
-		return false;
-	form = (Form_pg_class) GETSTRUCT(tuple);
-	*relname = pstrdup(NameStr(form->relname));
-	*schemaname = get_namespace_name(form->relnamespace);
-	ReleaseSysCache(tuple);
-	if (*schemaname == NULL)
-		return false;
-
-	memset(row, 0, TABLE_COLUMNS * sizeof(double));
-	/* User tables are never shared relations */
-	entry = pgstat_fetch_stat_tabentry_ext(false, table);
 	if (entry == NULL)
-		return true;			/* no statistics yet: zeros, as in the view */
+		return false;
 	row[c++] = entry->numscans;
 	row[c++] = entry->tuples_returned;
 	row[c++] = entry->tuples_inserted;
@@ -391,36 +376,95 @@ read_table_row(Oid table, char **schemaname, char **relname, double *row)
 }
 
 /*
- * pg_stat_user_tables_*: a row per user table of this database.
+ * The tables of this database, named from its catalogs now: a row per user
+ * table, zeros for one without statistics, as the view has them
  */
-static void
-write_tables(Exposition *e)
+static int
+read_own_tables(Exposition *e, const char *datname, char **labels, double *rows)
 {
 	const Oid  *tables;
 	int			count;
 	int			nrows = 0;
+
+	tables = dolon_user_table_oids(&count);
+	for (int t = 0; t < count; t++)
+	{
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(tables[t]));
+		char	   *schemaname;
+
+		if (!HeapTupleIsValid(tuple))
+			continue;			/* gone since the list was made */
+		schemaname = get_namespace_name(((Form_pg_class) GETSTRUCT(tuple))->relnamespace);
+		if (schemaname != NULL)
+		{
+			if (!read_table_row(MyDatabaseId, tables[t], &rows[nrows * TABLE_COLUMNS]))
+				memset(&rows[nrows * TABLE_COLUMNS], 0, TABLE_COLUMNS * sizeof(double));
+			add_label(e, "datname", datname);
+			add_label(e, "schemaname", schemaname);
+			add_label(e, "relname", NameStr(((Form_pg_class) GETSTRUCT(tuple))->relname));
+			labels[nrows++] = take_label_set(e);
+		}
+		ReleaseSysCache(tuple);
+	}
+	return nrows;
+}
+
+/*
+ * pg_stat_user_tables_*: a row per user table of each database of
+ * dolon.metrics_databases.  This database's tables are named from its
+ * catalogs; another's as its helper last listed them (metrics_tables.c),
+ * those whose statistics are gone (dropped since) left out.
+ */
+static void
+write_tables(Exposition *e)
+{
+	int			ndatabases;
+	const DolonMetricsDatabase *databases = dolon_metrics_databases_list(&ndatabases);
+	int			most = 0;
+	int			nrows = 0;
 	char	  **labels;
 	double	   *rows;
-	char	   *datname = get_database_name(MyDatabaseId);
-	int			t;
+	int			d;
 
-	if (datname == NULL)
-		return;					/* this database is being dropped */
-	tables = dolon_user_table_oids(&count);
-	labels = palloc(Max(count, 1) * sizeof(char *));
-	rows = palloc(Max(count, 1) * TABLE_COLUMNS * sizeof(double));
-	for (t = 0; t < count; t++)
+	for (d = 0; d < ndatabases; d++)
 	{
-		char	   *schemaname;
-		char	   *relname;
+		int			count = databases[d].ntables;
 
-		if (!read_table_row(tables[t], &schemaname, &relname,
-							&rows[nrows * TABLE_COLUMNS]))
+		if (databases[d].own)
+			(void) dolon_user_table_oids(&count);
+		most += count;
+	}
+	labels = palloc(Max(most, 1) * sizeof(char *));
+	rows = palloc(Max(most, 1) * TABLE_COLUMNS * sizeof(double));
+	for (d = 0; d < ndatabases; d++)
+	{
+		const DolonMetricsDatabase *database = &databases[d];
+		char	   *datname;
+
+		if (database->own)
+		{
+			/* NULL while this database is being dropped */
+			if (get_database_name(MyDatabaseId) != NULL)
+				nrows += read_own_tables(e, database->datname, &labels[nrows],
+										 &rows[nrows * TABLE_COLUMNS]);
 			continue;
-		add_label(e, "datname", datname);
-		add_label(e, "schemaname", schemaname);
-		add_label(e, "relname", relname);
-		labels[nrows++] = take_label_set(e);
+		}
+		/* the database its helper listed, unless dropped or renamed since */
+		datname = OidIsValid(database->dboid) ? get_database_name(database->dboid) : NULL;
+		if (datname == NULL || strcmp(datname, database->datname) != 0)
+			continue;
+		for (int t = 0; t < database->ntables; t++)
+		{
+			const DolonTableName *table = &database->tables[t];
+
+			if (!read_table_row(database->dboid, table->relid,
+								&rows[nrows * TABLE_COLUMNS]))
+				continue;
+			add_label(e, "datname", database->datname);
+			add_label(e, "schemaname", table->schemaname);
+			add_label(e, "relname", table->relname);
+			labels[nrows++] = take_label_set(e);
+		}
 	}
 	write_families(e, table_families, TABLE_COLUMNS, labels, rows, nrows);
 }

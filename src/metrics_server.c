@@ -45,6 +45,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -55,6 +56,7 @@
 #include "metrics_exposition.h"
 #include "metrics_request.h"
 #include "metrics_server.h"
+#include "metrics_tables.h"
 #include "throttle.h"
 #include "transaction.h"
 
@@ -578,6 +580,13 @@ dolon_metrics_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(dolon_database, NULL, 0);
 	pgstat_report_appname("dolon metrics");
 
+	/*
+	 * Read each statistics entry afresh, as the tracers do: a snapshot of
+	 * all would leave out the tables of the other databases
+	 */
+	SetConfigOption("stats_fetch_consistency", "none",
+					PGC_SUSET, PGC_S_OVERRIDE);
+
 	response_context = AllocSetContextCreate(TopMemoryContext,
 											 "dolon metrics responses",
 											 ALLOCSET_DEFAULT_SIZES);
@@ -636,7 +645,7 @@ dolon_metrics_main(Datum main_arg)
 		(void) WaitEventSetWait(events, timeout, occurred, lengthof(occurred),
 								PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
-		(void) dolon_between_steps();
+		dolon_metrics_tables_work(dolon_between_steps());
 
 		for (i = 0; i < ndaemons; i++)
 			(void) MHD_run(daemons[i]);

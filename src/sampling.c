@@ -82,6 +82,7 @@
 #include "utils/backend_status.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/pgstat_internal.h"
 #include "utils/syscache.h"
 #include "utils/wait_event.h"
 
@@ -475,6 +476,17 @@ dolon_release_stats_entry(void *entry)
 {
 	if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_NONE)
 		pfree(entry);
+}
+
+/*
+ * The statistics of a table of any database, from shared memory, or NULL if
+ * it has none; to be released with dolon_release_stats_entry()
+ */
+PgStat_StatTabEntry *
+dolon_fetch_table_stats(Oid database, Oid table)
+{
+	return (PgStat_StatTabEntry *) pgstat_fetch_entry(PGSTAT_KIND_RELATION,
+													  database, table);
 }
 
 /*

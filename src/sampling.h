@@ -12,6 +12,7 @@
 #define DOLON_SAMPLING_H
 
 #include "datatype/timestamp.h"
+#include "pgstat.h"
 #include "host.h"
 
 /*
@@ -143,6 +144,7 @@ extern void dolon_read_database_sessions(const Oid *databases, int count,
 										 DolonDatabaseSessions *sessions);
 extern const Oid *dolon_user_table_oids(int *count);
 extern const Oid *dolon_database_oids(int *count);
+extern PgStat_StatTabEntry *dolon_fetch_table_stats(Oid database, Oid table);
 extern void dolon_release_stats_entry(void *entry);
 
 #endif							/* DOLON_SAMPLING_H */

@@ -537,6 +537,88 @@ is($plain->safe_psql('postgres',
 	'0', 'with dolon.metrics_port unset (0), no metrics worker runs');
 $plain->stop;
 
+# ---- The tables of other databases: dolon.metrics_databases ----
+
+# A helper connected to each database names its tables; the statistics are
+# read from shared memory at each scrape, as for the database dolon
+# connects to
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET dolon.metrics_databases = 'postgres, watched, watched'; SELECT pg_reload_conf()");
+my $watched_key = DolonMetrics::series_key('pg_stat_user_tables_n_tup_del',
+	{ datname => 'watched', schemaname => 'odd "schema"', relname => 'messy' });
+ok( DolonTest::poll_until(sub { defined DolonMetrics::scrape($port)->{samples}{$watched_key} }),
+	'with dolon.metrics_databases = \'postgres, watched, watched\', the tables of watched are reported (once: the scrape parses)');
+my $watched_sql = 'SELECT schemaname, relname, ' . join(', ', @table_columns)
+  . ' FROM pg_stat_user_tables ORDER BY schemaname, relname';
+my ($watched_truth, $watched_metrics);
+DolonTest::poll_until(
+	sub {
+		my $before = $node->safe_psql('watched', $watched_sql);
+		$watched_metrics = DolonMetrics::scrape($port);
+		$watched_truth = $node->safe_psql('watched', $watched_sql);
+		return $before eq $watched_truth;
+	})
+  or die 'the statistics of watched do not keep still';
+my %by_database;
+foreach my $key (grep { /^pg_stat_user_tables_/ } keys %{ $watched_metrics->{samples} })
+{
+	my $l = $watched_metrics->{labels}{$key};
+	my ($column) = $key =~ /^pg_stat_user_tables_(\w+)\{/;
+	$by_database{ $l->{datname} }{"$l->{schemaname}|$l->{relname}"}{$column} =
+	  $watched_metrics->{samples}{$key};
+}
+sub table_lines
+{
+	my ($tables) = @_;
+	return join("\n", map {
+		my $t = $_;
+		join('|', $t, map { $tables->{$t}{$_} // 'missing' } @table_columns)
+	} sort keys %$tables);
+}
+is(table_lines($by_database{watched}), $watched_truth,
+	'... equal to pg_stat_user_tables of watched, table by table and column by column');
+ok(exists $by_database{postgres}{'public|here'}, '... beside those of postgres');
+is(join(',', sort keys %by_database), 'postgres,watched', '... and of no other database');
+
+# A table created later is named by the next helper; a dropped one leaves
+# with its statistics
+$node->safe_psql('watched', 'CREATE TABLE later (id int); INSERT INTO later SELECT generate_series(1, 5)');
+my $later_key = DolonMetrics::series_key('pg_stat_user_tables_n_tup_ins',
+	{ datname => 'watched', schemaname => 'public', relname => 'later' });
+ok( DolonTest::poll_until(sub { (DolonMetrics::scrape($port)->{samples}{$later_key} // -1) == 5 }),
+	'a table created in watched is reported once a helper has named it, with its 5 insertions');
+$node->safe_psql('watched', 'DROP TABLE later');
+ok(!defined DolonMetrics::scrape($port)->{samples}{$later_key},
+	'a table dropped in watched is gone from the next scrape');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'dolon metrics tables'"),
+	'the helpers exit once they have named the tables');
+
+# A database that does not exist is logged; the others are reported still
+my $log_offset = -s $node->logfile;
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET dolon.metrics_databases = 'nowhere, watched'; SELECT pg_reload_conf()");
+ok($node->wait_for_log(qr/WARNING:  dolon metrics could not list the tables of database "nowhere"/, $log_offset),
+	'a database of dolon.metrics_databases that does not exist is logged');
+ok( DolonTest::poll_until(sub {
+		my $m = DolonMetrics::scrape($port);
+		return defined $m->{samples}{$watched_key}
+		  && !grep { /^pg_stat_user_tables_/ && /datname="postgres"/ } keys %{ $m->{samples} };
+	}),
+	'... the tables of watched are reported still, and those of postgres, no longer listed, are not');
+my (undef, undef, $unparsed) = $node->psql('postgres',
+	q{ALTER SYSTEM SET dolon.metrics_databases = 'watched, "unclosed'});
+like($unparsed, qr/invalid value for parameter "dolon\.metrics_databases".*\n.*DETAIL:  The list of databases is not a comma-separated list of names\./,
+	'a list that does not parse is refused, with the reason');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET dolon.metrics_databases; SELECT pg_reload_conf()');
+ok( DolonTest::poll_until(sub {
+		my $m = DolonMetrics::scrape($port);
+		return !defined $m->{samples}{$watched_key}
+		  && defined $m->{samples}{ DolonMetrics::series_key('pg_stat_user_tables_n_live_tup',
+			{ datname => 'postgres', schemaname => 'public', relname => 'here' }) };
+	}),
+	'reset, dolon.metrics_databases reports the tables of dolon.database alone');
+
 # ---- Names in another encoding ----
 
 # A server whose database is in LATIN1: the names are served in UTF-8, as a
@@ -583,6 +665,10 @@ DolonTest::check_log_clean($latin);
 $node->stop;
 DolonTest::check_log_clean($node,
 	allow => [ qr/^division by zero$/, qr/^canceling statement due to user request$/,
+		qr/^dolon metrics could not list the tables of database "nowhere"$/,
+		qr/^database "nowhere" does not exist$/,
+		qr/^terminating background worker "dolon metrics tables of \w+" due to administrator command$/,
+		qr/^invalid value for parameter "dolon\.metrics_databases": "watched, \"unclosed"$/,
 		qr/^(?:must be superuser or have privileges of pg_read_all_settings|permission denied) to examine "dolon\.metrics_token"$/ ]);
 DolonTest::check_log_clean($plain);
 
