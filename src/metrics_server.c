@@ -159,6 +159,9 @@ log_client_caused(DolonLogThrottle *throttle, const char *message)
  * libmicrohttpd's messages (a client that broke the protocol, a connection
  * refused at the limit).
  */
+static void log_library_message(void *cls, const char *format, va_list args)
+			pg_attribute_printf(2, 0);
+
 static void
 log_library_message(void *cls, const char *format, va_list args)
 {
