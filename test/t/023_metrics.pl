@@ -594,6 +594,25 @@ ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'dolon metrics tables'"),
 	'the helpers exit once they have named the tables');
 
+# A helper held up does not hold up the scrapes: with pg_namespace of
+# watched locked by a session, the next helper waits for the lock, and the
+# scrapes meanwhile name the tables of watched as the last list did
+my $locker = $node->background_psql('watched');
+$locker->query_safe('BEGIN; LOCK TABLE pg_catalog.pg_namespace IN ACCESS EXCLUSIVE MODE');
+ok( DolonTest::poll_until(sub {
+		DolonMetrics::scrape($port);
+		return $node->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'dolon metrics tables' AND wait_event_type = 'Lock'") eq '1';
+	}),
+	'a helper waits for a lock that a session of watched holds');
+ok(defined DolonMetrics::scrape($port)->{samples}{$watched_key},
+	'... while a scrape is answered, with the tables of watched of the last list');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'dolon metrics tables'"),
+	'... and the helper ends once the lock is released');
+
 # A database that does not exist is logged; the others are reported still
 my $log_offset = -s $node->logfile;
 $node->safe_psql('postgres',
