@@ -108,13 +108,13 @@ begin_family(Exposition *e, const char *name, MetricType type,
 }
 
 /*
- * Add a label to the label set of the next sample, its value in UTF-8 and
- * escaped as both formats require: backslash, double quote and line feed.
+ * Add a label to the label set of the next sample, its value in UTF-8
+ * already, escaped as both formats require: backslash, double quote and
+ * line feed.
  */
 static void
-add_label(Exposition *e, const char *name, const char *value)
+add_utf8_label(Exposition *e, const char *name, const char *value)
 {
-	value = dolon_utf8_text(value);
 	if (e->labels.len > 0)
 		appendStringInfoChar(&e->labels, ',');
 	appendStringInfoString(&e->labels, name);
@@ -132,6 +132,13 @@ add_label(Exposition *e, const char *name, const char *value)
 		value++;
 	}
 	appendStringInfoChar(&e->labels, '"');
+}
+
+/* The same for a value in the database's encoding, converted */
+static void
+add_label(Exposition *e, const char *name, const char *value)
+{
+	add_utf8_label(e, name, dolon_utf8_text(value));
 }
 
 /*
@@ -376,17 +383,15 @@ read_table_row(Oid database, Oid table, double *row)
 }
 
 /*
- * The tables of this database, named from its catalogs now: a row per user
- * table, zeros for one without statistics, as the view has them
+ * The tables of this database, named from its catalogs now.  Returns the
+ * rows written, at most count.
  */
 static int
-read_own_tables(Exposition *e, const char *datname, char **labels, double *rows)
+read_own_tables(Exposition *e, const char *datname, const Oid *tables,
+				int count, char **labels, double *rows)
 {
-	const Oid  *tables;
-	int			count;
 	int			nrows = 0;
 
-	tables = dolon_user_table_oids(&count);
 	for (int t = 0; t < count; t++)
 	{
 		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(tables[t]));
@@ -411,28 +416,33 @@ read_own_tables(Exposition *e, const char *datname, char **labels, double *rows)
 
 /*
  * pg_stat_user_tables_*: a row per user table of each database of
- * dolon.metrics_databases.  This database's tables are named from its
- * catalogs; another's as its helper last listed them (metrics_tables.c),
- * those whose statistics are gone (dropped since) left out.
+ * dolon.metrics_databases, zeros for one without statistics, as the view
+ * has them.  This database's tables are named from its catalogs; another's
+ * as its helper last listed them (metrics_tables.c), in UTF-8 already.
  */
 static void
 write_tables(Exposition *e)
 {
 	int			ndatabases;
 	const DolonMetricsDatabase *databases = dolon_metrics_databases_list(&ndatabases);
+	const Oid  *own_tables = NULL;
+	int			own_count = 0;
 	int			most = 0;
 	int			nrows = 0;
 	char	  **labels;
 	double	   *rows;
 	int			d;
 
+	/* The list of this database's tables is read once: it may change */
 	for (d = 0; d < ndatabases; d++)
 	{
-		int			count = databases[d].ntables;
-
 		if (databases[d].own)
-			(void) dolon_user_table_oids(&count);
-		most += count;
+		{
+			own_tables = dolon_user_table_oids(&own_count);
+			most += own_count;
+		}
+		else
+			most += databases[d].ntables;
 	}
 	labels = palloc(Max(most, 1) * sizeof(char *));
 	rows = palloc(Max(most, 1) * TABLE_COLUMNS * sizeof(double));
@@ -445,7 +455,8 @@ write_tables(Exposition *e)
 		{
 			/* NULL while this database is being dropped */
 			if (get_database_name(MyDatabaseId) != NULL)
-				nrows += read_own_tables(e, database->datname, &labels[nrows],
+				nrows += read_own_tables(e, database->datname, own_tables,
+										 own_count, &labels[nrows],
 										 &rows[nrows * TABLE_COLUMNS]);
 			continue;
 		}
@@ -459,10 +470,10 @@ write_tables(Exposition *e)
 
 			if (!read_table_row(database->dboid, table->relid,
 								&rows[nrows * TABLE_COLUMNS]))
-				continue;
+				memset(&rows[nrows * TABLE_COLUMNS], 0, TABLE_COLUMNS * sizeof(double));
 			add_label(e, "datname", database->datname);
-			add_label(e, "schemaname", table->schemaname);
-			add_label(e, "relname", table->relname);
+			add_utf8_label(e, "schemaname", table->schemaname);
+			add_utf8_label(e, "relname", table->relname);
 			labels[nrows++] = take_label_set(e);
 		}
 	}

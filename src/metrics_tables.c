@@ -11,22 +11,26 @@
  * names are in each database's own catalogs, which only a process
  * connected to that database can read.  For each database other than its
  * own, the worker starts a helper, "dolon metrics tables", a background
- * worker that connects to it, sends the user tables' OIDs and names through
- * a message queue in dynamic shared memory, and exits, as autoprewarm's
- * per-database workers do.  The worker reads the queue from its wait loop
- * without waiting on it, so a scrape never waits for a helper: it labels
- * the statistics with the names of the last complete list.  One helper
- * runs at a time; a database's list is read again NAMES_REFRESH_S after
- * the last, and only while scrapes come, so that an unscraped server
- * starts none after the first round.  A table created since the last list
- * is thus missing from the metrics for up to NAMES_REFRESH_S, a dropped one
- * leaves them as soon as its statistics go.
+ * worker that connects to it, reads the user tables' OIDs and names, and,
+ * its transaction over, sends them in UTF-8 through a message queue in
+ * dynamic shared memory and exits, as autoprewarm's per-database workers
+ * do.  The worker reads the queue from its wait loop without waiting on
+ * it, so a scrape never waits for a helper: it labels the statistics with
+ * the names of the last complete list.  One helper runs at a time; a
+ * database's list is read again NAMES_REFRESH_S after the last, and only
+ * while scrapes come, so that an unscraped server starts none after the
+ * first round.  A table created since the last list is thus missing from
+ * the metrics until the next, and a dropped one stays in them, with zeros
+ * once its statistics are gone, until the next.
  *
  * A helper runs nothing but catalog reads, as the bootstrap superuser; it
- * runs no user code.  One that cannot connect (a database that does not
- * exist, or does not allow connections) or does not finish within
- * HELPER_DEADLINE_S is logged, rate-limited, and the database has no
- * tables until a later helper lists them.
+ * runs no user code.  Each scrape looks the databases up in pg_database: one
+ * that does not exist or does not allow connections is logged by the
+ * worker, rate-limited, and gets no helper while it stays so.  A helper
+ * that fails all the same, or does not finish within HELPER_DEADLINE_S, is
+ * logged too, and the database has no tables until a later helper lists
+ * them.  What the worker does for helpers outside a transaction cannot end
+ * it: an error there is logged and survived.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -37,6 +41,8 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -56,6 +62,7 @@
 #include "metrics_tables.h"
 #include "sampling.h"
 #include "throttle.h"
+#include "utf8_text.h"
 
 /* How often a database's list of tables is read again, while scraped */
 #define NAMES_REFRESH_S 10
@@ -65,6 +72,9 @@
 
 /* The message queue between a helper and the worker */
 #define QUEUE_BYTES (64 * 1024)
+
+/* The most messages the worker reads in one turn of its loop */
+#define MESSAGES_PER_TURN 4096
 
 /*
  * A helper's messages: one per table, its OID followed by its schema's and
@@ -89,11 +99,21 @@ static int	ndatabases;
 static MemoryContext databases_context;
 static char *configured;		/* the setting they come from */
 
+/* Whether a helper can connect to a database, as the last scrape found */
+typedef enum Availability
+{
+	AVAILABILITY_UNKNOWN,		/* not looked up yet: a helper is tried */
+	AVAILABLE,
+	MISSING,					/* no such database */
+	CLOSED						/* it does not allow connections */
+} Availability;
+
 /* What the worker keeps of each database besides */
 typedef struct DatabaseState
 {
 	TimestampTz listed;			/* its last list, 0 if none yet */
 	MemoryContext tables_context;	/* its tables, a child of the above */
+	Availability availability;
 } DatabaseState;
 
 static DatabaseState *states;
@@ -109,6 +129,7 @@ static struct
 	dsm_segment *segment;
 	shm_mq_handle *queue;
 	BackgroundWorkerHandle *helper;
+	MemoryContext helper_context;	/* the handles of both */
 	MemoryContext context;		/* the list, while it comes */
 	DolonTableName *tables;
 	int			ntables;
@@ -138,9 +159,20 @@ log_helper_failure(const char *datname, const char *detail)
 }
 
 /*
+ * Let go of the helper under way: its queue, its segment, its handles
+ */
+static void
+release_helper(void)
+{
+	shm_mq_detach(pending.queue);
+	dsm_detach(pending.segment);
+	MemoryContextDelete(pending.helper_context);
+}
+
+/*
  * The list of databases from dolon.metrics_databases, when it changed: the
- * worker's own alone when it is empty.  The names of the databases that
- * stay are kept.
+ * worker's own alone when it is empty.  Every other database's tables are
+ * listed anew.
  */
 static void
 configure(void)
@@ -159,7 +191,7 @@ configure(void)
 	if (pending.database >= 0)
 	{
 		TerminateBackgroundWorker(pending.helper);
-		dsm_detach(pending.segment);
+		release_helper();
 		MemoryContextDelete(pending.context);
 		pending.database = -1;
 	}
@@ -207,14 +239,12 @@ start_helper(int database)
 {
 	BackgroundWorker worker;
 	shm_mq	   *queue;
-	MemoryContext old_context = MemoryContextSwitchTo(TopMemoryContext);
-	bool		started;
+	MemoryContext old_context;
 
 	pending.segment = dsm_create(shm_mq_minimum_size + QUEUE_BYTES,
 								 DSM_CREATE_NULL_IF_MAXSEGMENTS);
 	if (pending.segment == NULL)
 	{
-		MemoryContextSwitchTo(old_context);
 		log_helper_failure(databases[database].datname,
 						   "No dynamic shared memory segment was left for its helper.");
 		return false;
@@ -238,16 +268,23 @@ start_helper(int database)
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(pending.segment));
 	strlcpy(worker.bgw_extra, databases[database].datname, BGW_EXTRALEN);
 	worker.bgw_notify_pid = MyProcPid;
-	started = RegisterDynamicBackgroundWorker(&worker, &pending.helper);
-	if (!started)
+
+	pending.helper_context = AllocSetContextCreate(TopMemoryContext,
+												   "dolon metrics tables helper",
+												   ALLOCSET_SMALL_SIZES);
+	old_context = MemoryContextSwitchTo(pending.helper_context);
+	if (!RegisterDynamicBackgroundWorker(&worker, &pending.helper))
 	{
-		dsm_detach(pending.segment);
 		MemoryContextSwitchTo(old_context);
+		dsm_detach(pending.segment);
+		MemoryContextDelete(pending.helper_context);
 		log_helper_failure(databases[database].datname,
 						   "No background worker slot was free for its helper; max_worker_processes may be too low.");
 		return false;
 	}
 	pending.queue = shm_mq_attach(queue, pending.segment, pending.helper);
+	MemoryContextSwitchTo(old_context);
+
 	pending.context = AllocSetContextCreate(TopMemoryContext,
 											"dolon metrics tables",
 											ALLOCSET_DEFAULT_SIZES);
@@ -257,8 +294,42 @@ start_helper(int database)
 	pending.ntables = 0;
 	pending.database = database;
 	pending.started = GetCurrentTimestamp();
-	MemoryContextSwitchTo(old_context);
 	return true;
+}
+
+/*
+ * start_helper(), whose errors (no room for a segment, no memory) are
+ * logged and survived: the worker runs outside a transaction here, where
+ * an error would end it
+ */
+static bool
+try_start_helper(int database)
+{
+	MemoryContext context = CurrentMemoryContext;
+	bool		started = false;
+
+	pending.segment = NULL;
+	pending.helper_context = NULL;
+	PG_TRY();
+	{
+		started = start_helper(database);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		if (pending.segment != NULL)
+			dsm_detach(pending.segment);
+		if (pending.helper_context != NULL)
+			MemoryContextDelete(pending.helper_context);
+		log_helper_failure(databases[database].datname, error->message);
+		FreeErrorData(error);
+	}
+	PG_END_TRY();
+	return started;
 }
 
 /*
@@ -270,7 +341,7 @@ finish_helper(bool whole, Oid dboid)
 	DolonMetricsDatabase *database = &databases[pending.database];
 	DatabaseState *state = &states[pending.database];
 
-	dsm_detach(pending.segment);
+	release_helper();
 	if (state->tables_context != NULL)
 		MemoryContextDelete(state->tables_context);
 	state->tables_context = NULL;
@@ -296,7 +367,7 @@ finish_helper(bool whole, Oid dboid)
 static void
 read_helper(void)
 {
-	for (;;)
+	for (int n = 0; n < MESSAGES_PER_TURN; n++)
 	{
 		Size		nbytes;
 		void	   *data;
@@ -344,8 +415,10 @@ read_helper(void)
 			}
 			table = &pending.tables[pending.ntables++];
 			table->relid = message->relid;
-			table->schemaname = MemoryContextStrdup(pending.context, schemaname);
-			table->relname = MemoryContextStrdup(pending.context, relname);
+			table->schemaname = MemoryContextStrdup(pending.context,
+													dolon_valid_utf8(schemaname));
+			table->relname = MemoryContextStrdup(pending.context,
+												 dolon_valid_utf8(relname));
 		}
 	}
 
@@ -389,9 +462,10 @@ dolon_metrics_tables_work(bool reloaded)
 			(last_asked > states[i].listed &&
 			 TimestampDifferenceExceeds(states[i].listed, now,
 										NAMES_REFRESH_S * 1000));
-		if (due)
+		if (due && states[i].availability != MISSING &&
+			states[i].availability != CLOSED)
 		{
-			if (!start_helper(i))
+			if (!try_start_helper(i))
 				states[i].listed = now; /* tried again in NAMES_REFRESH_S */
 			return;
 		}
@@ -399,9 +473,40 @@ dolon_metrics_tables_work(bool reloaded)
 }
 
 /*
+ * Whether a helper can connect to a database, looked up in pg_database (a
+ * shared catalog, which the worker reads where it is): a database that does
+ * not exist or does not allow connections is logged, rate-limited, by the
+ * worker, and no helper is started for it while it stays so
+ */
+static Availability
+look_up(const DolonMetricsDatabase *database)
+{
+	Oid			dboid = get_database_oid(database->datname, true);
+	HeapTuple	tuple;
+	bool		allowed;
+
+	if (!OidIsValid(dboid))
+	{
+		log_helper_failure(database->datname, "It does not exist.");
+		return MISSING;
+	}
+	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
+	if (!HeapTupleIsValid(tuple))
+		return MISSING;
+	allowed = ((Form_pg_database) GETSTRUCT(tuple))->datallowconn;
+	ReleaseSysCache(tuple);
+	if (!allowed)
+	{
+		log_helper_failure(database->datname, "It does not allow connections.");
+		return CLOSED;
+	}
+	return AVAILABLE;
+}
+
+/*
  * The databases of dolon.metrics_databases and the tables of those that
  * are not the worker's own, for a scrape, which their next lists follow.
- * Valid until the next turn of the worker's loop.
+ * Needs a transaction.  Valid until the next turn of the worker's loop.
  */
 const DolonMetricsDatabase *
 dolon_metrics_databases_list(int *count)
@@ -409,23 +514,41 @@ dolon_metrics_databases_list(int *count)
 	if (databases == NULL)
 		configure();
 	last_asked = GetCurrentTimestamp();
+	for (int i = 0; i < ndatabases; i++)
+	{
+		if (databases[i].own)
+			continue;
+		states[i].availability = look_up(&databases[i]);
+		if (states[i].availability != AVAILABLE && i != pending.database &&
+			states[i].tables_context != NULL)
+		{
+			/* its tables, if listed, are no longer there to report */
+			MemoryContextDelete(states[i].tables_context);
+			states[i].tables_context = NULL;
+			databases[i].tables = NULL;
+			databases[i].ntables = 0;
+		}
+	}
 	*count = ndatabases;
 	return databases;
 }
 
 /*
- * Send the worker a message, or exit if it is gone
+ * Send the worker a message, or exit if it is gone.  The worker is woken
+ * when the queue fills enough, or at the last message (flush).
  */
 static void
-send_message(shm_mq_handle *queue, const void *data, Size nbytes)
+send_message(shm_mq_handle *queue, const void *data, Size nbytes, bool flush)
 {
-	if (shm_mq_send(queue, nbytes, data, false, true) != SHM_MQ_SUCCESS)
+	if (shm_mq_send(queue, nbytes, data, false, flush) != SHM_MQ_SUCCESS)
 		proc_exit(0);
 }
 
 /*
  * Entry point of a helper: list the user tables of the database named in
- * bgw_extra to the worker, through the queue of the segment of main_arg
+ * bgw_extra to the worker, through the queue of the segment of main_arg.
+ * The names are read in a transaction and sent after it, in UTF-8, so that
+ * a worker slow to read holds no snapshot in this database.
  */
 void
 dolon_metrics_tables_main(Datum main_arg)
@@ -436,7 +559,8 @@ dolon_metrics_tables_main(Datum main_arg)
 	shm_mq_handle *handle;
 	const Oid  *tables;
 	int			count;
-	StringInfoData message;
+	StringInfo	messages;
+	int			nmessages = 0;
 	EndMessage	end;
 
 	pqsignal(SIGTERM, die);
@@ -455,7 +579,7 @@ dolon_metrics_tables_main(Datum main_arg)
 
 	StartTransactionCommand();
 	tables = dolon_user_table_oids(&count);
-	initStringInfo(&message);
+	messages = MemoryContextAlloc(TopMemoryContext, Max(count, 1) * sizeof(StringInfoData));
 	for (int i = 0; i < count; i++)
 	{
 		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(tables[i]));
@@ -468,19 +592,25 @@ dolon_metrics_tables_main(Datum main_arg)
 		schemaname = get_namespace_name(form->relnamespace);
 		if (schemaname != NULL)
 		{
-			resetStringInfo(&message);
-			appendBinaryStringInfo(&message, (const char *) &tables[i], sizeof(Oid));
-			appendBinaryStringInfo(&message, schemaname, strlen(schemaname) + 1);
-			appendBinaryStringInfo(&message, NameStr(form->relname),
-								   strlen(NameStr(form->relname)) + 1);
-			send_message(handle, message.data, message.len);
+			MemoryContext old_context = MemoryContextSwitchTo(TopMemoryContext);
+			StringInfo	message = &messages[nmessages++];
+			const char *utf8_schemaname = dolon_utf8_text(schemaname);
+			const char *utf8_relname = dolon_utf8_text(NameStr(form->relname));
+
+			initStringInfo(message);
+			appendBinaryStringInfo(message, (const char *) &tables[i], sizeof(Oid));
+			appendBinaryStringInfo(message, utf8_schemaname, strlen(utf8_schemaname) + 1);
+			appendBinaryStringInfo(message, utf8_relname, strlen(utf8_relname) + 1);
+			MemoryContextSwitchTo(old_context);
 		}
 		ReleaseSysCache(tuple);
 	}
 	CommitTransactionCommand();
 
+	for (int i = 0; i < nmessages; i++)
+		send_message(handle, messages[i].data, messages[i].len, false);
 	end.invalid = InvalidOid;
 	end.dboid = MyDatabaseId;
-	send_message(handle, &end, sizeof(end));
+	send_message(handle, &end, sizeof(end), true);
 	proc_exit(0);
 }

@@ -32,18 +32,30 @@ dolon_utf8_text(const char *text)
 {
 	int			encoding = GetDatabaseEncoding();
 	int			length = strlen(text);
-	const char *c;
-	StringInfoData valid;
 
 	if (encoding != PG_UTF8 && encoding != PG_SQL_ASCII &&
 		pg_verify_mbstr(encoding, text, length, true))
 		text = pg_server_to_any(text, length, PG_UTF8);
+	return dolon_valid_utf8(text);
+}
+
+/*
+ * text, meant to be UTF-8, with U+FFFD for each byte that is not: text
+ * itself when it is valid, else a copy in the current memory context
+ */
+const char *
+dolon_valid_utf8(const char *text)
+{
+	const char *c;
+	StringInfoData valid;
 
 	for (c = text; *c != '\0'; c++)
 		if (IS_HIGHBIT_SET(*c))
 			break;
 	if (*c == '\0')
 		return text;			/* ASCII, the common case */
+	if (pg_verify_mbstr(PG_UTF8, text, strlen(text), true))
+		return text;
 
 	initStringInfo(&valid);
 	for (c = text; *c != '\0';)

@@ -12,5 +12,6 @@
 #define DOLON_UTF8_TEXT_H
 
 extern const char *dolon_utf8_text(const char *text);
+extern const char *dolon_valid_utf8(const char *text);
 
 #endif							/* DOLON_UTF8_TEXT_H */

@@ -581,15 +581,15 @@ ok(exists $by_database{postgres}{'public|here'}, '... beside those of postgres')
 is(join(',', sort keys %by_database), 'postgres,watched', '... and of no other database');
 
 # A table created later is named by the next helper; a dropped one leaves
-# with its statistics
+# with the next list
 $node->safe_psql('watched', 'CREATE TABLE later (id int); INSERT INTO later SELECT generate_series(1, 5)');
 my $later_key = DolonMetrics::series_key('pg_stat_user_tables_n_tup_ins',
 	{ datname => 'watched', schemaname => 'public', relname => 'later' });
 ok( DolonTest::poll_until(sub { (DolonMetrics::scrape($port)->{samples}{$later_key} // -1) == 5 }),
 	'a table created in watched is reported once a helper has named it, with its 5 insertions');
 $node->safe_psql('watched', 'DROP TABLE later');
-ok(!defined DolonMetrics::scrape($port)->{samples}{$later_key},
-	'a table dropped in watched is gone from the next scrape');
+ok(DolonTest::poll_until(sub { !defined DolonMetrics::scrape($port)->{samples}{$later_key} }),
+	'a table dropped in watched is gone once a helper has listed the tables again');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'dolon metrics tables'"),
 	'the helpers exit once they have named the tables');
@@ -669,6 +669,20 @@ ok(defined eval { Encode::decode('UTF-8', my $copy = $latin_text, Encode::FB_CRO
 	'the metrics of a LATIN1 database are valid UTF-8');
 like($latin_text, qr/relname="caf\xc3\xa9"/, '... a table named in LATIN1 is named in UTF-8');
 like($latin_text, qr/datname="na\xc3\xafve"/, '... and so is a database');
+# A UTF8 database of that server, in dolon.metrics_databases: its helper
+# sends the names in UTF-8, which the endpoint serves as they are
+$latin->safe_psql('postgres',
+	"CREATE DATABASE utf ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+{
+	local $ENV{PGCLIENTENCODING} = 'UTF8';
+	$latin->safe_psql('utf', qq{CREATE TABLE "\xc3\xa9t\xc3\xa9" (i int)});
+}
+$latin->safe_psql('postgres',
+	"ALTER SYSTEM SET dolon.metrics_databases = 'postgres, utf'; SELECT pg_reload_conf()");
+ok( DolonTest::poll_until(sub {
+		DolonMetrics::get($latin_port, '/metrics')->{content} =~ /datname="utf",schemaname="public",relname="\xc3\xa9t\xc3\xa9"/;
+	}),
+	'a table of a UTF8 database, listed by its helper, is named in UTF-8 by a LATIN1 server');
 my $latin_chart = DolonMetrics::get($latin_port, "/runs/$latin_run.svg");
 is($latin_chart->{status}, 200, 'the live page\'s chart of a run named in LATIN1');
 unlike($latin_chart->{content}, qr/[^\x09\x0a\x20-\x7e]/,
