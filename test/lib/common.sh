@@ -236,6 +236,20 @@ stop_scratch_cluster() {
 	return 0
 }
 
+# Name what failed in the output files of the suites ($@): one line
+# "failed: WHERE: WHAT" for each failed TAP assertion (under the script's
+# name), each TAP script that died, each failed pg_regress test and each
+# fuzzing harness that found something, so that a summary can repeat them
+list_failures() {
+	awk '
+		/^test\/t\/[^ ]+\.pl \.\./ { script = $1 }
+		/^not ok [0-9]+/ { print "failed: " (script != "" ? script : "regress") ": " $0 }
+		/^test\/t\/.*\(Wstat: .* Failed: 0\)$/ { print "failed: " $1 ": died" }
+		/\.\.\. FAILED/ { print "failed: regress: " $0 }
+		/^fuzz [a-z_]+: FAILED/ { print "failed: " $0 }
+	' "$@"
+}
+
 # Count the assertions of a verbose prove run whose output is in file $1 and
 # whose exit status was $2: prints "PASSED FAILED".  A script that died
 # without a failed assertion counts as one failure, and so does a run that
