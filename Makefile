@@ -2,6 +2,7 @@
 
 MODULE_big = dolon
 OBJS = \
+	src/backends.o \
 	src/collector.o \
 	src/custom_profilers.o \
 	src/dolon.o \
@@ -9,6 +10,7 @@ OBJS = \
 	src/functions.o \
 	src/guc.o \
 	src/host.o \
+	src/line_protocols.o \
 	src/listen.o \
 	src/live_page.o \
 	src/metrics_exposition.o \
@@ -28,7 +30,8 @@ OBJS = \
 	src/worker.o
 
 EXTENSION = dolon
-DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.0--1.1.sql \
+DATA = dolon--1.0.sql dolon--1.1.sql dolon--1.2.sql dolon--1.0--1.1.sql \
+	dolon--1.1--1.2.sql \
 	src/page/dolon_page.html src/page/dolon_page.css src/page/dolon_page.js
 PGFILEDESC = "dolon - trace a running server to a mnemic backend"
 

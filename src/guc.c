@@ -16,7 +16,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
 #include <limits.h>
 
 #include "access/parallel.h"
@@ -30,6 +29,7 @@
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 
+#include "backends.h"
 #include "compat.h"
 #include "custom_profilers.h"
 #include "dolon_common.h"
@@ -337,46 +337,6 @@ dolon_effective_tracer_name(void)
 }
 
 /*
- * A host is a DNS name or an IPv4 or IPv6 address literal (with an optional
- * zone).  Only its form is checked; it is resolved by the worker.  Returns
- * false, with the failure, if it is not valid.
- */
-bool
-dolon_host_is_valid(const char *host, DolonFailure *failure)
-{
-	const char *c;
-	char	   *detail = NULL;
-	char	   *hint = NULL;
-
-	if (host == NULL || host[0] == '\0')
-		detail = pstrdup("The host of the mnemic backend must not be empty.");
-	else if (strlen(host) >= DOLON_MAX_HOST_BYTES)
-		detail = psprintf("A host name has at most %d characters.",
-						  DOLON_MAX_HOST_BYTES - 1);
-	else
-	{
-		for (c = host; *c != '\0'; c++)
-		{
-			if (!(isalnum((unsigned char) *c) || strchr(".-_:%", *c) != NULL))
-			{
-				detail = psprintf("\"%s\" is not a valid host name or address.",
-								  host);
-				if (*c == '[' || *c == ']')
-					hint = pstrdup("Write IPv6 addresses without brackets, as in ::1.");
-				else
-					hint = pstrdup("A host is a DNS name or an IPv4 or IPv6 address.");
-				break;
-			}
-		}
-	}
-	if (detail == NULL)
-		return true;
-	dolon_set_failure(failure, ERRCODE_INVALID_PARAMETER_VALUE,
-					  pstrdup("invalid host"), detail, hint);
-	return false;
-}
-
-/*
  * Hand a failure to the check hook of a setting.  The message stays the
  * server's ("invalid value for parameter ..."), unless the failure is about
  * something else than the value's form.
@@ -399,8 +359,9 @@ static bool
 check_host(char **newval, void **extra, GucSource source)
 {
 	DolonFailure failure;
+	DolonBackend backend;
 
-	if ((*newval)[0] == '\0' || dolon_host_is_valid(*newval, &failure))
+	if ((*newval)[0] == '\0' || dolon_parse_backend(*newval, &backend, &failure))
 		return true;
 	check_failure(&failure, false);
 	return false;

@@ -33,6 +33,5 @@ extern char *dolon_metrics_token;
 extern char *dolon_metrics_databases;
 extern void dolon_define_settings(void);
 extern const char *dolon_effective_tracer_name(void);
-extern bool dolon_host_is_valid(const char *host, DolonFailure *failure);
 
 #endif							/* DOLON_GUC_H */

@@ -112,10 +112,11 @@ mnemic_plain_column_name(const char *name, char *column, size_t size)
 }
 
 /*
- * Append a number, or null when it is unknown or not finite.
+ * Append a number, or null when it is unknown or not finite.  The line
+ * protocols (line_protocols.c) write their numbers so too.
  */
-static void
-append_number(StringInfo buf, double value, bool isnull)
+void
+mnemic_append_number(StringInfo buf, double value, bool isnull)
 {
 	if (isnull || isnan(value) || isinf(value))
 		appendStringInfoString(buf, "null");
@@ -191,7 +192,7 @@ mnemic_encode_row(StringInfo buf, const double *values, const bool *nulls,
 	{
 		if (i > 0)
 			appendStringInfoString(buf, ", ");
-		append_number(buf, values[i], nulls[i]);
+		mnemic_append_number(buf, values[i], nulls[i]);
 	}
 	appendStringInfoString(buf, "], \"uuid\": ");
 	escape_json(buf, uuid_text);

@@ -43,6 +43,7 @@ extern void mnemic_unique_column_name(const char *name, char *column,
 									  bool (*taken) (const char *candidate,
 													 void *arg),
 									  void *arg);
+extern void mnemic_append_number(StringInfo buf, double value, bool isnull);
 extern void mnemic_encode_create_trace_run(StringInfo buf,
 										   const char *app_name,
 										   const char *const *column_names,

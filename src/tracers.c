@@ -56,6 +56,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "backends.h"
 #include "custom_profilers.h"
 #include "dolon_common.h"
 #include "guc.h"
@@ -73,8 +74,13 @@ DolonSharedState *dolon_shared = NULL;
 /* How long dolon.start_tracer() waits for a stopped namesake to leave */
 #define DOLON_LEAVING_WAIT_MS 5000
 
-/* Number of columns of dolon.tracer_states() */
-#define TRACER_STATES_COLS 19
+/*
+ * Number of columns of dolon.tracer_states(): version 1.2 of the extension
+ * added protocol, at the end; a server that runs this library with 1.1's
+ * objects, before ALTER EXTENSION dolon UPDATE, gets 1.1's columns
+ */
+#define TRACER_STATES_COLS_V1_1 19
+#define TRACER_STATES_COLS 20
 
 PG_FUNCTION_INFO_V1(dolon_start_tracer);
 PG_FUNCTION_INFO_V1(dolon_stop_tracer);
@@ -376,6 +382,7 @@ check_definition(TracerDefinition *definition, bool check_usable)
 {
 	const char *name = definition->name;
 	DolonProfilerList *profilers;
+	DolonBackend backend;
 	DolonFailure failure;
 
 	if (name[0] == '\0' ||
@@ -393,7 +400,7 @@ check_definition(TracerDefinition *definition, bool check_usable)
 				 errdetail("The frequency must be between %d ms and %d ms.",
 						   DOLON_MIN_FREQUENCY_MS, INT_MAX)));
 
-	if (!dolon_host_is_valid(definition->host, &failure))
+	if (!dolon_parse_backend(definition->host, &backend, &failure))
 	{
 		failure.message = psprintf("invalid host for tracer \"%s\"", name);
 		dolon_report_failure(ERROR, &failure);
@@ -895,7 +902,8 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 
 	dolon_require_shared_state(dolon_shared);
 	InitMaterializedSRF(fcinfo, 0);
-	dolon_check_result_columns(rsinfo->setDesc, TRACER_STATES_COLS);
+	if (rsinfo->setDesc->natts != TRACER_STATES_COLS_V1_1)
+		dolon_check_result_columns(rsinfo->setDesc, TRACER_STATES_COLS);
 
 	for (i = 0; i < dolon_shared->max_tracers; i++)
 	{
@@ -945,6 +953,8 @@ dolon_tracer_states(PG_FUNCTION_ARGS)
 		nulls[c++] = status.samples == 0;
 		values[c] = Int32GetDatum(i);
 		c++;
+		values[c] = CStringGetTextDatum(dolon_protocol_name(status.protocol));
+		nulls[c++] = status.host[0] == '\0';
 		Assert(c == TRACER_STATES_COLS);
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

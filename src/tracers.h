@@ -15,6 +15,7 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/uuid.h"
+#include "backends.h"
 #include "dolon_common.h"
 #include "throttle.h"
 
@@ -30,7 +31,8 @@ typedef struct DolonTracerStatus
 	bool		has_run;		/* false until the first run starts */
 	pg_uuid_t	run_uuid;
 	TimestampTz run_started;
-	char		host[DOLON_MAX_HOST_BYTES];
+	DolonProtocol protocol;
+	char		host[DOLON_MAX_HOST_BYTES];	/* its address, without scheme */
 	int			port;
 	int			frequency_ms;
 	int			columns;

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * transport.c
- *		The UDP socket through which the tracer sends datagrams to its
- *		mnemic backend.
+ *		The socket through which a tracer sends to its backend: UDP
+ *		datagrams (mnemic, InfluxDB, StatsD) or a TCP stream (Graphite).
  *
  * The host name is resolved here, in the worker, when the first datagram is
  * sent and again after sends have kept failing for a while, so that a backend
@@ -10,12 +10,24 @@
  * RESOLVE_RETRY_INTERVAL_MS, since a failing DNS lookup blocks.  IPv4
  * addresses are tried before IPv6 ones, as mnemic backends listen on IPv4.
  *
- * The socket is connected, so that the ICMP "port unreachable" of a backend
- * that is down comes back as ECONNREFUSED on a later send: the worker learns
- * that datagrams are lost, and when they are no longer lost.  The socket is
- * non-blocking: a full send buffer drops the datagram rather than delay the
- * next sample.  Nothing here logs; failures are described in sender->error
- * for the caller to count and report.
+ * A UDP socket is connected, so that the ICMP "port unreachable" of a
+ * backend that is down comes back as ECONNREFUSED on a later send: the
+ * worker learns that datagrams are lost, and when they are no longer lost.
+ * The socket is non-blocking: a full send buffer drops the datagram rather
+ * than delay the next sample.
+ *
+ * A TCP stream never delays a sample either.  What is sent goes into a
+ * buffer of DOLON_STREAM_BUFFER_BYTES, and each send writes out what the
+ * socket takes without waiting.  The connection is made without waiting
+ * too; one that fails or breaks is made again after a back-off that grows
+ * from STREAM_BACKOFF_MIN_MS to STREAM_BACKOFF_MAX_MS, the buffer kept
+ * meanwhile.  When the buffer is full, what is sent is dropped and counted.
+ * A line that a broken connection cut is not sent again in part: the rest
+ * of it is dropped, so that the backend never sees half a line glued to the
+ * next.
+ *
+ * Nothing here logs; failures are described in sender->error for the
+ * caller to count and report.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -24,9 +36,11 @@
 #include "postgres.h"
 
 #include <netdb.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "transport.h"
@@ -34,37 +48,52 @@
 /* Resolve a failing backend's host name again at most this often */
 #define RESOLVE_RETRY_INTERVAL_MS 10000
 
-static bool resolve_and_connect(MnemicSender *sender);
+/* The wait before a TCP stream is connected again, doubled at each failure */
+#define STREAM_BACKOFF_MIN_MS 1000
+#define STREAM_BACKOFF_MAX_MS 30000
+
+static bool resolve_and_connect(DolonSender *sender);
 
 void
-mnemic_sender_init(MnemicSender *sender)
+dolon_sender_init(DolonSender *sender)
 {
-	memset(sender, 0, sizeof(MnemicSender));
+	memset(sender, 0, sizeof(DolonSender));
 	sender->sock = PGINVALID_SOCKET;
+	sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
 }
 
 static void
-close_socket(MnemicSender *sender)
+close_socket(DolonSender *sender)
 {
 	if (sender->sock != PGINVALID_SOCKET)
 		close(sender->sock);
 	sender->sock = PGINVALID_SOCKET;
+	sender->connecting = false;
 }
 
 /*
- * Point the sender at host:port.  Returns true if that is a change, after
- * which the name is resolved anew at the next send.
+ * Point the sender at host:port, over TCP if stream.  Returns true if that
+ * is a change, after which the name is resolved anew at the next send and
+ * what a stream had yet to send is dropped.
  */
 bool
-mnemic_sender_set_target(MnemicSender *sender, const char *host, int port)
+dolon_sender_set_target(DolonSender *sender, const char *host, int port,
+						bool stream)
 {
-	if (strcmp(sender->host, host) == 0 && sender->port == port)
+	if (strcmp(sender->host, host) == 0 && sender->port == port &&
+		sender->stream == stream)
 		return false;
 
 	close_socket(sender);
 	strlcpy(sender->host, host, sizeof(sender->host));
 	sender->port = port;
+	sender->stream = stream;
 	sender->last_resolve = 0;
+	sender->addrlen = 0;
+	sender->next_connect = 0;
+	sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
+	sender->pending_start = sender->pending_end = 0;
+	sender->drop_partial_line = false;
 	return true;
 }
 
@@ -78,12 +107,50 @@ address_family_rank(const struct addrinfo *ai)
 }
 
 /*
+ * A new non-blocking socket connected, or connecting, to addr.  A stream's
+ * connection in progress is one: sender->connecting says so.
+ */
+static bool
+open_socket(DolonSender *sender, const struct sockaddr *addr,
+			socklen_t addrlen)
+{
+	pgsocket	sock;
+
+	sock = socket(addr->sa_family,
+				  (sender->stream ? SOCK_STREAM : SOCK_DGRAM) |
+				  SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (sock == PGINVALID_SOCKET)
+	{
+		snprintf(sender->error, sizeof(sender->error),
+				 "could not create %s socket: %m",
+				 sender->stream ? "TCP" : "UDP");
+		return false;
+	}
+	if (connect(sock, addr, addrlen) != 0 &&
+		!(sender->stream && errno == EINPROGRESS))
+	{
+		snprintf(sender->error, sizeof(sender->error),
+				 "could not connect to \"%s\" port %d: %m",
+				 sender->host, sender->port);
+		close(sock);
+		return false;
+	}
+
+	close_socket(sender);
+	sender->sock = sock;
+	sender->connecting = sender->stream;
+	memcpy(&sender->addr, addr, addrlen);
+	sender->addrlen = addrlen;
+	return true;
+}
+
+/*
  * Resolve the backend's host and connect a new socket to the first address
  * that takes it.  On success the new socket replaces the old one, unless
  * the address is the same, in which case the old one is kept.
  */
 static bool
-resolve_and_connect(MnemicSender *sender)
+resolve_and_connect(DolonSender *sender)
 {
 	struct addrinfo hints;
 	struct addrinfo *addresses;
@@ -95,8 +162,7 @@ resolve_and_connect(MnemicSender *sender)
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_protocol = IPPROTO_UDP;
+	hints.ai_socktype = sender->stream ? SOCK_STREAM : SOCK_DGRAM;
 	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(port_text, sizeof(port_text), "%d", sender->port);
 
@@ -118,8 +184,6 @@ resolve_and_connect(MnemicSender *sender)
 
 		for (ai = addresses; ai != NULL; ai = ai->ai_next)
 		{
-			pgsocket	sock;
-
 			if (address_family_rank(ai) != rank)
 				continue;
 
@@ -131,30 +195,11 @@ resolve_and_connect(MnemicSender *sender)
 				return true;
 			}
 
-			sock = socket(ai->ai_family,
-						  SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-						  ai->ai_protocol);
-			if (sock == PGINVALID_SOCKET)
+			if (open_socket(sender, ai->ai_addr, ai->ai_addrlen))
 			{
-				snprintf(sender->error, sizeof(sender->error),
-						 "could not create UDP socket: %m");
-				continue;
+				freeaddrinfo(addresses);
+				return true;
 			}
-			if (connect(sock, ai->ai_addr, ai->ai_addrlen) != 0)
-			{
-				snprintf(sender->error, sizeof(sender->error),
-						 "could not connect to \"%s\" port %d: %m",
-						 sender->host, sender->port);
-				close(sock);
-				continue;
-			}
-
-			close_socket(sender);
-			sender->sock = sock;
-			memcpy(&sender->addr, ai->ai_addr, ai->ai_addrlen);
-			sender->addrlen = ai->ai_addrlen;
-			freeaddrinfo(addresses);
-			return true;
 		}
 	}
 	freeaddrinfo(addresses);
@@ -165,7 +210,7 @@ resolve_and_connect(MnemicSender *sender)
  * May the host name be resolved again now?
  */
 static bool
-resolve_retry_due(MnemicSender *sender)
+resolve_retry_due(DolonSender *sender)
 {
 	return sender->last_resolve == 0 ||
 		TimestampDifferenceExceeds(sender->last_resolve, GetCurrentTimestamp(),
@@ -176,8 +221,8 @@ resolve_retry_due(MnemicSender *sender)
  * Send one datagram.  Returns false if it is known not to have left, with
  * the reason in sender->error.
  */
-bool
-mnemic_sender_send(MnemicSender *sender, const char *data, size_t len)
+static bool
+send_datagram(DolonSender *sender, const char *data, size_t len)
 {
 	if (sender->sock == PGINVALID_SOCKET)
 	{
@@ -204,4 +249,170 @@ mnemic_sender_send(MnemicSender *sender, const char *data, size_t len)
 			strlcpy(sender->error, send_error, sizeof(sender->error));
 	}
 	return false;
+}
+
+/*
+ * The stream's connection failed or broke: close it, and make the next one
+ * no sooner than the back-off, which doubles.  sender->error says why.
+ */
+static void
+stream_failed(DolonSender *sender)
+{
+	if (sender->pending_start > 0 &&
+		sender->pending[sender->pending_start - 1] != '\n')
+		sender->drop_partial_line = true;
+	close_socket(sender);
+	sender->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   sender->backoff_ms);
+	sender->backoff_ms = Min(sender->backoff_ms * 2, STREAM_BACKOFF_MAX_MS);
+}
+
+/*
+ * Connect the stream, or see whether its connection in progress is made.
+ * Returns false if it is not connected; sender->error says why when that
+ * is a failure, and sender->connecting is true when it is not one yet.
+ */
+static bool
+stream_connect(DolonSender *sender)
+{
+	if (sender->sock == PGINVALID_SOCKET)
+	{
+		bool		opened;
+
+		if (GetCurrentTimestamp() < sender->next_connect)
+			return false;		/* sender->error holds the last failure */
+		if (sender->addrlen == 0 || resolve_retry_due(sender))
+			opened = resolve_and_connect(sender);
+		else
+		{
+			struct sockaddr_storage addr = sender->addr;
+
+			opened = open_socket(sender, (struct sockaddr *) &addr,
+								 sender->addrlen);
+		}
+		if (!opened)
+		{
+			stream_failed(sender);
+			return false;
+		}
+	}
+
+	if (sender->connecting)
+	{
+		struct pollfd pfd = {.fd = sender->sock,.events = POLLOUT};
+		int			error = 0;
+		socklen_t	error_len = sizeof(error);
+
+		if (poll(&pfd, 1, 0) <= 0)
+			return false;		/* still in progress */
+		if (getsockopt(sender->sock, SOL_SOCKET, SO_ERROR, &error,
+					   &error_len) != 0)
+			error = errno;
+		if (error != 0)
+		{
+			errno = error;
+			snprintf(sender->error, sizeof(sender->error),
+					 "could not connect to \"%s\" port %d: %m",
+					 sender->host, sender->port);
+			stream_failed(sender);
+			return false;
+		}
+		sender->connecting = false;
+		sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
+	}
+	return true;
+}
+
+/*
+ * Write out what the stream has yet to send, as far as the socket takes it
+ * without waiting.  Returns false if the connection is down.
+ */
+static bool
+stream_flush(DolonSender *sender)
+{
+	if (!stream_connect(sender))
+		return sender->connecting;
+
+	if (sender->drop_partial_line)
+	{
+		char	   *newline = memchr(sender->pending + sender->pending_start,
+									 '\n',
+									 sender->pending_end - sender->pending_start);
+
+		sender->pending_start = newline != NULL ?
+			newline - sender->pending + 1 : sender->pending_end;
+		sender->drop_partial_line = newline == NULL;
+	}
+
+	while (sender->pending_start < sender->pending_end)
+	{
+		ssize_t		sent = send(sender->sock,
+								sender->pending + sender->pending_start,
+								sender->pending_end - sender->pending_start,
+								MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (sent < 0 && errno == EINTR)
+			continue;
+		if (sent <= 0)
+		{
+			snprintf(sender->error, sizeof(sender->error),
+					 "could not send to \"%s\" port %d: %m",
+					 sender->host, sender->port);
+			stream_failed(sender);
+			return false;
+		}
+		sender->pending_start += sent;
+	}
+	if (sender->pending_start == sender->pending_end)
+		sender->pending_start = sender->pending_end = 0;
+	return true;
+}
+
+/*
+ * Queue whole lines on the stream and write out what the socket takes.
+ * Returns false, with the reason in sender->error, if they were dropped,
+ * the buffer being full, or if the connection is down (they are kept).
+ */
+static bool
+send_stream(DolonSender *sender, const char *data, size_t len)
+{
+	if (sender->pending == NULL)
+		sender->pending = MemoryContextAlloc(TopMemoryContext,
+											 DOLON_STREAM_BUFFER_BYTES);
+
+	if (sender->pending_end + len > DOLON_STREAM_BUFFER_BYTES &&
+		sender->pending_start > 0)
+	{
+		memmove(sender->pending, sender->pending + sender->pending_start,
+				sender->pending_end - sender->pending_start);
+		sender->pending_end -= sender->pending_start;
+		sender->pending_start = 0;
+	}
+	if (sender->pending_end + len > DOLON_STREAM_BUFFER_BYTES)
+	{
+		sender->dropped_bytes += len;
+		(void) stream_flush(sender);
+		snprintf(sender->error, sizeof(sender->error),
+				 "could not send to \"%s\" port %d: %lld bytes dropped, %d kB waiting for the connection",
+				 sender->host, sender->port, (long long) sender->dropped_bytes,
+				 DOLON_STREAM_BUFFER_BYTES / 1024);
+		return false;
+	}
+	memcpy(sender->pending + sender->pending_end, data, len);
+	sender->pending_end += len;
+	return stream_flush(sender);
+}
+
+/*
+ * Send a datagram, or whole lines on a stream.  Returns false if they are
+ * known not to have left, with the reason in sender->error.
+ */
+bool
+dolon_sender_send(DolonSender *sender, const char *data, size_t len)
+{
+	if (sender->stream)
+		return send_stream(sender, data, len);
+	return send_datagram(sender, data, len);
 }

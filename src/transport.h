@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * transport.h
- *		The UDP socket towards a mnemic backend.
+ *		The socket towards a tracer's backend: UDP datagrams or a TCP stream.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -14,24 +14,38 @@
 #include "datatype/timestamp.h"
 #include "dolon_common.h"
 
+/* What a TCP stream keeps of the rows its backend has not taken yet */
+#define DOLON_STREAM_BUFFER_BYTES (1024 * 1024)
+
 /*
- * The UDP socket towards a mnemic backend.  See transport.c.
+ * The socket towards a tracer's backend.  See transport.c.
  */
-typedef struct MnemicSender
+typedef struct DolonSender
 {
 	pgsocket	sock;			/* PGINVALID_SOCKET until connected */
 	char		host[DOLON_MAX_HOST_BYTES];
 	int			port;
+	bool		stream;			/* TCP rather than UDP */
 	struct sockaddr_storage addr;	/* the address sock is connected to */
 	socklen_t	addrlen;
 	TimestampTz last_resolve;	/* 0 when the host is to be resolved anew */
 	char		error[DOLON_MAX_ERROR_BYTES];	/* why the last send failed */
-} MnemicSender;
 
-extern void mnemic_sender_init(MnemicSender *sender);
-extern bool mnemic_sender_set_target(MnemicSender *sender, const char *host,
-									 int port);
-extern bool mnemic_sender_send(MnemicSender *sender, const char *data,
-							   size_t len);
+	/* A TCP stream: its connection and what it has yet to send */
+	bool		connecting;		/* connect() is in progress */
+	TimestampTz next_connect;	/* no new connection before then */
+	int			backoff_ms;		/* the wait after the next failure */
+	char	   *pending;		/* DOLON_STREAM_BUFFER_BYTES, once needed */
+	size_t		pending_start;	/* the first byte not sent */
+	size_t		pending_end;
+	bool		drop_partial_line;	/* a line was cut by a lost connection */
+	int64		dropped_bytes;	/* lost, the buffer being full */
+} DolonSender;
+
+extern void dolon_sender_init(DolonSender *sender);
+extern bool dolon_sender_set_target(DolonSender *sender, const char *host,
+									int port, bool stream);
+extern bool dolon_sender_send(DolonSender *sender, const char *data,
+							  size_t len);
 
 #endif							/* DOLON_TRANSPORT_H */

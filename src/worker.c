@@ -60,9 +60,11 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "backends.h"
 #include "custom_profilers.h"
 #include "function_profiling.h"
 #include "guc.h"
+#include "line_protocols.h"
 #include "profiler_runner.h"
 #include "profilers.h"
 #include "protocol.h"
@@ -99,7 +101,8 @@ typedef struct Tracer
 	/* The definition in force */
 	char		name[DOLON_MAX_TRACER_NAME_BYTES];
 	DolonProfilerList *profilers;	/* in TopMemoryContext */
-	char	   *host;
+	char	   *host;			/* as given, with its scheme */
+	DolonBackend backend;		/* host, parsed */
 	int			port;
 	int			frequency_ms;
 	Oid			started_by;		/* InvalidOid for the configured tracer */
@@ -115,9 +118,10 @@ typedef struct Tracer
 	const char **column_names;	/* theirs */
 	double	   *values;
 	bool	   *nulls;
+	DolonLineFormat *line_format;	/* for a line protocol, once needed */
 
 	/* The backend, and what it has been told */
-	MnemicSender sender;
+	DolonSender sender;
 	bool		announce_pending;
 	TimestampTz last_announce;
 	uint32		announce_requests;	/* as last seen in shared memory */
@@ -409,7 +413,7 @@ dolon_tracer_main(Datum main_arg)
 	tracer.run_context = AllocSetContextCreate(TopMemoryContext,
 											   "dolon tracer run",
 											   ALLOCSET_SMALL_SIZES);
-	mnemic_sender_init(&tracer.sender);
+	dolon_sender_init(&tracer.sender);
 	initStringInfo(&tracer.message);
 	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);
 
@@ -486,6 +490,8 @@ static void
 apply_settings(Tracer *tracer)
 {
 	DolonTracerStatus *status = &tracer->slot->status;
+	DolonBackend backend;
+	DolonFailure failure;
 
 	if (tracer->configured)
 	{
@@ -556,13 +562,21 @@ apply_settings(Tracer *tracer)
 						tracer->frequency_ms)));
 	}
 
+	/* Checked already, by dolon.host's check hook or by start_tracer() */
+	if (!dolon_parse_backend(tracer->host, &backend, &failure))
+		dolon_report_failure(ERROR, &failure);
+
 	/* A new backend must learn the run */
-	if (mnemic_sender_set_target(&tracer->sender, tracer->host, tracer->port))
+	if (dolon_sender_set_target(&tracer->sender, backend.address, tracer->port,
+								dolon_protocol_is_stream(backend.protocol)) ||
+		backend.protocol != tracer->backend.protocol)
 		tracer->announce_pending = true;
+	tracer->backend = backend;
 
 	SpinLockAcquire(&status->mutex);
 	status->off = false;
-	strlcpy(status->host, tracer->host, sizeof(status->host));
+	status->protocol = backend.protocol;
+	strlcpy(status->host, backend.address, sizeof(status->host));
 	status->port = tracer->port;
 	status->frequency_ms = tracer->frequency_ms;
 	SpinLockRelease(&status->mutex);
@@ -590,6 +604,7 @@ start_run(Tracer *tracer)
 		tracer->column_names[i] = tracer->columns->items[i].name;
 	tracer->values = palloc(tracer->columns->count * sizeof(double));
 	tracer->nulls = palloc(tracer->columns->count * sizeof(bool));
+	tracer->line_format = NULL;
 	MemoryContextSwitchTo(oldcontext);
 
 	if (!tracer->have_first_uuid)
@@ -862,8 +877,8 @@ send_message(Tracer *tracer)
 	DolonTracerStatus *status = &tracer->slot->status;
 	int64		suppressed;
 
-	if (mnemic_sender_send(&tracer->sender, tracer->message.data,
-						   tracer->message.len))
+	if (dolon_sender_send(&tracer->sender, tracer->message.data,
+						  tracer->message.len))
 		return true;
 
 	tracer->announce_pending = true;
@@ -884,6 +899,41 @@ send_message(Tracer *tracer)
 }
 
 /*
+ * Send the sample in a line protocol: in as many datagrams as its columns
+ * need, or on a stream.  Returns false if some of it was not sent.
+ */
+static bool
+send_lines(Tracer *tracer, TimestampTz now)
+{
+	int			limit = dolon_protocol_is_stream(tracer->backend.protocol) ?
+		0 : DOLON_SAFE_DATAGRAM_BYTES;
+	bool		all_sent = true;
+	int			column = 0;
+
+	if (tracer->line_format == NULL ||
+		tracer->line_format->protocol != tracer->backend.protocol)
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(tracer->run_context);
+
+		tracer->line_format = dolon_line_format(tracer->backend.protocol,
+												tracer->name,
+												tracer->column_names,
+												tracer->columns->count);
+		MemoryContextSwitchTo(oldcontext);
+	}
+
+	while (column < tracer->columns->count)
+	{
+		column = dolon_encode_lines(tracer->line_format, tracer->values,
+									tracer->nulls, now, column,
+									&tracer->message, limit);
+		if (tracer->message.len > 0 && !send_message(tracer))
+			all_sent = false;
+	}
+	return all_sent;
+}
+
+/*
  * Send the sample as a row of the run, announcing the run first if due.
  *
  * Sending counts as working again after a failure only when every datagram
@@ -896,6 +946,7 @@ send_sample(Tracer *tracer)
 	DolonTracerStatus *status = &tracer->slot->status;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		all_sent = true;
+	bool		row_sent;
 	int64		suppressed;
 
 	if (tracer->columns == NULL)
@@ -910,33 +961,37 @@ send_sample(Tracer *tracer)
 		tracer->announce_pending = true;
 	}
 
-	if (tracer->announce_pending ||
-		TimestampDifferenceExceeds(tracer->last_announce, now,
-								   DOLON_ANNOUNCE_INTERVAL_MS))
+	if (tracer->backend.protocol != DOLON_PROTOCOL_MNEMIC)
+		row_sent = send_lines(tracer, now);
+	else
 	{
-		mnemic_encode_create_trace_run(&tracer->message, tracer->name,
-									   tracer->column_names,
-									   tracer->columns->count,
-									   tracer->run_uuid_text);
-		if (send_message(tracer))
+		if (tracer->announce_pending ||
+			TimestampDifferenceExceeds(tracer->last_announce, now,
+									   DOLON_ANNOUNCE_INTERVAL_MS))
 		{
-			tracer->announce_pending = false;
-			tracer->last_announce = now;
+			mnemic_encode_create_trace_run(&tracer->message, tracer->name,
+										   tracer->column_names,
+										   tracer->columns->count,
+										   tracer->run_uuid_text);
+			if (send_message(tracer))
+			{
+				tracer->announce_pending = false;
+				tracer->last_announce = now;
+			}
+			else
+				all_sent = false;
 		}
-		else
-			all_sent = false;
+		mnemic_encode_row(&tracer->message, tracer->values, tracer->nulls,
+						  tracer->columns->count, tracer->run_uuid_text);
+		row_sent = send_message(tracer);
 	}
-
-	mnemic_encode_row(&tracer->message, tracer->values, tracer->nulls,
-					  tracer->columns->count, tracer->run_uuid_text);
-	if (send_message(tracer))
+	if (row_sent)
 	{
 		SpinLockAcquire(&status->mutex);
 		status->rows_sent++;
 		SpinLockRelease(&status->mutex);
 	}
-	else
-		all_sent = false;
+	all_sent = all_sent && row_sent;
 
 	if (all_sent && tracer->sending_fails &&
 		dolon_throttle_permits(&tracer->recovery_throttle, &suppressed))

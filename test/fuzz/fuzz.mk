@@ -16,17 +16,19 @@ FUZZ_FINDINGS ?= $(FUZZ_DIR)/findings
 # Each harness, the files of src/ it compiles, and its longest input: a UDP
 # datagram for the collector's decoder (MAX_DATAGRAM_BYTES), a setting's
 # text, a string of a datagram or the fields of an HTTP request otherwise
-FUZZ_HARNESSES = decode profilers host csv http
+FUZZ_HARNESSES = decode profilers host csv http lines
 fuzz_sources_decode = src/protocol.c
 fuzz_max_len_decode = 65507
 fuzz_sources_profilers = src/profilers.c
 fuzz_max_len_profilers = 8192
-fuzz_sources_host = src/guc.c
+fuzz_sources_host = src/backends.c
 fuzz_max_len_host = 1024
 fuzz_sources_csv = src/render.c
 fuzz_max_len_csv = 4096
 fuzz_sources_http = src/metrics_request.c
 fuzz_max_len_http = 4096
+fuzz_sources_lines = src/line_protocols.c src/protocol.c src/utf8_text.c
+fuzz_max_len_lines = 4096
 
 # The harnesses link PostgreSQL's libpgcommon and libpgport and the support
 # file, with lld, which leaves out, unresolved, what no harness reaches; and

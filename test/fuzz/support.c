@@ -19,7 +19,9 @@
  *   makes a finding of it; lower levels are dropped.
  * - lappend(), the one List function the parsers use.
  * - the database encoding, UTF-8, as in the tests; the conversions to
- *   another encoding are never reached then.
+ *   another encoding are never reached then, and pg_verify_mbstr() is
+ *   libpgcommon's verifier.
+ * - cluster_name, the server's name in InfluxDB's lines.
  * - text values: only ever made here, in plain form (4-byte header, not
  *   toasted), so that taking one apart is reading its header.
  * - SplitIdentifierString(), written to its contract in varlena.h: split at
@@ -54,6 +56,7 @@
 #include "nodes/pg_list.h"
 #include "parser/scansup.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/varlena.h"
 #if PG_VERSION_NUM >= 160000
@@ -266,6 +269,30 @@ GetDatabaseEncoding(void)
 	return PG_UTF8;
 }
 
+
+/* pg_verify_mbstr() of mbutils.c, by libpgcommon's verifier */
+bool
+pg_verify_mbstr(int encoding, const char *mbstr, int len, bool noError)
+{
+	if (pg_encoding_verifymbstr(encoding, mbstr, len) == len)
+		return true;
+	if (!noError)
+		elog(FATAL, "invalid byte sequence for encoding \"%s\"",
+			 pg_enc2name_tbl[encoding].name);
+	return false;
+}
+
+/* The database's text is UTF-8 already: a conversion to it is none */
+char *
+pg_server_to_any(const char *s, int len, int encoding)
+{
+	if (encoding != PG_UTF8)
+		elog(FATAL, "no conversion to another encoding than UTF-8 here");
+	return unconstify(char *, s);
+}
+
+/* The server's name (cluster_name) */
+char	   *cluster_name = "fuzz";
 
 Oid
 FindDefaultConversionProc(int32 for_encoding, int32 to_encoding)

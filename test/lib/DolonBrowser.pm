@@ -56,9 +56,6 @@ sub new
 	make_path($profile);
 	# Chromium writes its caches under HOME, which need not be writable
 	local $ENV{HOME} = $profile;
-	# a sanitized run preloads the sanitizers' runtimes into what the suites
-	# start; the browser is no part of dolon and runs without them
-	delete local @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
 	my $driver = DolonPeers->start('chromedriver',
 		[ 'chromedriver', "--port=$port" ],
 		"http://127.0.0.1:$port/status");

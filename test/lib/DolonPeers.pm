@@ -16,6 +16,9 @@ the test
   my $value = DolonPeers::instant_query("http://127.0.0.1:$port", 'up');
   $prometheus->stop;
 
+  my $carbon = DolonPeers->start('carbon-cache', [ ... ],
+      sub { DolonPeers::tcp_port_open($port) });
+
 =head1 DESCRIPTION
 
 Each peer is a program from Debian's packages (test/lib/common.sh installs
@@ -30,6 +33,7 @@ use strict;
 use warnings;
 
 use HTTP::Tiny;
+use IO::Socket::INET;
 use IPC::Run;
 use JSON::PP;
 use PostgreSQL::Test::Utils;
@@ -39,18 +43,22 @@ my @running;
 
 =pod
 
-=item DolonPeers->start($name, \@command, $ready_url)
+=item DolonPeers->start($name, \@command, $ready)
 
 Start @command, its output in the test's log directory as $name.log, and
-wait until $ready_url answers 200 (DolonTest::poll_until).  Dies if it
-does not within the tests' default timeout, or if the program exits.
+wait until it is ready (DolonTest::poll_until): until the URL $ready
+answers 200, or until the sub $ready returns true.  Dies if it is not
+within the tests' default timeout, or if the program exits.
 
 =cut
 
 sub start
 {
-	my ($class, $name, $command, $ready_url) = @_;
+	my ($class, $name, $command, $ready) = @_;
 	my $log = "$PostgreSQL::Test::Utils::log_path/$name.log";
+	# a sanitized run preloads the sanitizers' runtimes into what the suites
+	# start; the peers are no part of dolon and run without them
+	delete local @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
 	my $handle = IPC::Run::start($command, '<', \undef, '>', $log, '2>&1');
 	my $self = bless { name => $name, handle => $handle, log => $log }, $class;
 	push @running, $self;
@@ -58,9 +66,9 @@ sub start
 	DolonTest::poll_until(
 		sub {
 			die "$name exited: " . slurp_file($log) unless $handle->pumpable;
-			return $http->get($ready_url)->{status} == 200;
+			return ref $ready eq 'CODE' ? $ready->() : $http->get($ready)->{status} == 200;
 		})
-	  or die "$name is not ready at $ready_url: " . slurp_file($log);
+	  or die "$name is not ready: " . slurp_file($log);
 	return $self;
 }
 
@@ -84,6 +92,8 @@ sub stop
 
 END
 {
+	# the test's exit status is its own, not that of the peers stopped here
+	local $?;
 	$_->stop foreach @running;
 }
 
@@ -106,6 +116,46 @@ sub instant_query
 	  unless $response->{status} == 200;
 	my $answer = decode_json($response->{content});
 	return map { [ $_->{metric}, $_->{value}[1] ] } @{ $answer->{data}{result} };
+}
+
+=pod
+
+=item run(@command)
+
+Run a tool of a peer's package (such as whisper-fetch) without the
+sanitizers' runtimes, and return its standard output; dies if it fails.
+
+=cut
+
+sub run
+{
+	my (@command) = @_;
+	delete local @ENV{qw(LD_PRELOAD ASAN_OPTIONS UBSAN_OPTIONS)};
+	my ($stdout, $stderr);
+	IPC::Run::run(\@command, '<', \undef, '>', \$stdout, '2>', \$stderr)
+	  or die "@command: $stderr";
+	return $stdout;
+}
+
+=pod
+
+=item tcp_port_open($port)
+
+Does something accept TCP connections on 127.0.0.1:$port?
+
+=cut
+
+sub tcp_port_open
+{
+	my ($port) = @_;
+	my $socket = IO::Socket::INET->new(
+		PeerAddr => '127.0.0.1',
+		PeerPort => $port,
+		Proto => 'tcp',
+		Timeout => 2);
+	return 0 unless $socket;
+	close $socket;
+	return 1;
 }
 
 1;

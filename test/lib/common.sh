@@ -47,9 +47,9 @@ set_server_paths
 # Debian packages needed to build dolon and to run its tests
 DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libmicrohttpd-dev libipc-run-perl"
 
-# The real programs the tests of the metrics endpoint talk to, each started
-# and stopped by its test
-DOLON_PEER_PACKAGES="prometheus prometheus-postgres-exporter victoria-metrics chromium chromium-driver"
+# The real programs the tests of the metrics endpoint and of the line
+# protocols talk to, each started and stopped by its test
+DOLON_PEER_PACKAGES="prometheus prometheus-postgres-exporter victoria-metrics influxdb graphite-carbon chromium chromium-driver"
 
 say() { printf '== %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
