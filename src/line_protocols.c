@@ -19,12 +19,15 @@
  *             reads a signed value as a change to the gauge.  StatsD stamps
  *             rows when it flushes them.
  *
- * In Graphite's and StatsD's paths, a tracer or column name keeps its
- * letters, digits, '-', '_' and UTF-8 characters; any other character,
- * the dot that separates a path's nodes among them, becomes '_'.  In all
- * three, names are in UTF-8 (utf8_text.c), and a control character, which
- * no protocol can carry, becomes '_', as does a backslash, which the
- * engines unescape differently.
+ * In Graphite's and StatsD's paths, a tracer or column name keeps its ASCII
+ * letters, digits, '-' and '_'; any other character becomes one '_': the
+ * dot that separates a path's nodes, the space and colon that end a path,
+ * and any character beyond ASCII, since carbon splits its lines at
+ * Unicode's spaces too.  In InfluxDB's lines, names are in UTF-8
+ * (utf8_text.c), and a control character, which no protocol can carry,
+ * becomes '_', as does a backslash, which the engines unescape
+ * differently.  Names are made once a run, in the sample's transaction,
+ * which a conversion from the database's encoding needs.
  *
  * A null value, or one that is not finite, is left out (none of these
  * protocols has a null); a row with no value left sends nothing.  Values
@@ -79,10 +82,10 @@ append_name(StringInfo buf, DolonProtocol protocol, const char *name)
 				appendStringInfoChar(buf, '\\');
 			appendStringInfoChar(buf, *c);
 		}
-		else if (*c >= 0x80 || isalnum(*c) || *c == '-' || *c == '_')
+		else if (isalnum(*c) || *c == '-' || *c == '_')
 			appendStringInfoChar(buf, *c);
-		else
-			appendStringInfoChar(buf, '_');
+		else if (*c < 0x80 || *c >= 0xc0)
+			appendStringInfoChar(buf, '_');	/* a character, or its first byte */
 	}
 }
 
@@ -105,7 +108,8 @@ server_name(void)
 
 /*
  * What the lines of a run's rows begin with, for a tracer and the run's
- * columns, in the current memory context
+ * columns, in the current memory context.  In a transaction, unless the
+ * database's encoding is UTF-8 or SQL_ASCII.
  */
 DolonLineFormat *
 dolon_line_format(DolonProtocol protocol, const char *tracer,
@@ -151,10 +155,8 @@ dolon_line_format(DolonProtocol protocol, const char *tracer,
  */
 static void
 append_column(StringInfo buf, const DolonLineFormat *format, int column,
-			  double value, TimestampTz time)
+			  double value, const char *stamp)
 {
-	int64		unix_usecs = time + UNIX_TO_POSTGRES_USECS;
-
 	switch (format->protocol)
 	{
 		case DOLON_PROTOCOL_INFLUX:
@@ -171,9 +173,7 @@ append_column(StringInfo buf, const DolonLineFormat *format, int column,
 			appendStringInfoString(buf, format->keys[column]);
 			appendStringInfoChar(buf, ' ');
 			mnemic_append_number(buf, value, false);
-			appendStringInfo(buf, " " INT64_FORMAT ".%03d\n",
-							 unix_usecs / USECS_PER_SEC,
-							 (int) (unix_usecs % USECS_PER_SEC / 1000));
+			appendStringInfoString(buf, stamp);
 			break;
 		case DOLON_PROTOCOL_STATSD:
 			if (value < 0)
@@ -206,7 +206,24 @@ dolon_encode_lines(const DolonLineFormat *format, const double *values,
 				   const bool *nulls, TimestampTz time, int first,
 				   StringInfo buf, int limit)
 {
+	int64		unix_usecs = time + UNIX_TO_POSTGRES_USECS;
+	char		stamp[TIMESTAMP_ROOM] = "";
 	int			column;
+
+	/* Graphite's timestamp ends each line: written once */
+	if (format->protocol == DOLON_PROTOCOL_GRAPHITE)
+	{
+		int64		seconds = unix_usecs / USECS_PER_SEC;
+		int64		usecs = unix_usecs % USECS_PER_SEC;
+
+		if (usecs < 0)
+		{
+			seconds--;
+			usecs += USECS_PER_SEC;
+		}
+		snprintf(stamp, sizeof(stamp), " " INT64_FORMAT ".%03d\n", seconds,
+				 (int) (usecs / 1000));
+	}
 
 	resetStringInfo(buf);
 	for (column = first; column < format->count; column++)
@@ -215,7 +232,7 @@ dolon_encode_lines(const DolonLineFormat *format, const double *values,
 
 		if (nulls[column] || isnan(values[column]) || isinf(values[column]))
 			continue;
-		append_column(buf, format, column, values[column], time);
+		append_column(buf, format, column, values[column], stamp);
 		if (limit > 0 && before > 0 &&
 			buf->len + (format->protocol == DOLON_PROTOCOL_INFLUX ?
 						TIMESTAMP_ROOM : 0) > limit)
@@ -227,7 +244,6 @@ dolon_encode_lines(const DolonLineFormat *format, const double *values,
 		}
 	}
 	if (format->protocol == DOLON_PROTOCOL_INFLUX && buf->len > 0)
-		appendStringInfo(buf, " " INT64_FORMAT "000\n",
-						 time + UNIX_TO_POSTGRES_USECS);
+		appendStringInfo(buf, " " INT64_FORMAT "000\n", unix_usecs);
 	return column;
 }

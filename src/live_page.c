@@ -41,6 +41,7 @@
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
+#include "backends.h"
 #include "collector.h"
 #include "guc.h"
 #include "live_page.h"
@@ -182,9 +183,10 @@ append_tracers_json(StringInfo out)
 		appendStringInfoString(out, first ? "{\"name\":" : ",{\"name\":");
 		first = false;
 		append_json_text(out, name);
-		appendStringInfo(out, ",\"configured\":%s,\"running\":%s,\"host\":",
+		appendStringInfo(out, ",\"configured\":%s,\"running\":%s,\"protocol\":\"%s\",\"host\":",
 						 t == CONFIGURED_TRACER_SLOT ? "true" : "false",
-						 status.pid != 0 ? "true" : "false");
+						 status.pid != 0 ? "true" : "false",
+						 dolon_protocol_name(status.protocol));
 		append_json_text(out, status.host);
 		appendStringInfo(out, ",\"port\":%d,\"frequency_ms\":%d,\"profilers\":",
 						 status.port, status.frequency_ms);

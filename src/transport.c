@@ -18,13 +18,17 @@
  *
  * A TCP stream never delays a sample either.  What is sent goes into a
  * buffer of DOLON_STREAM_BUFFER_BYTES, and each send writes out what the
- * socket takes without waiting.  The connection is made without waiting
- * too; one that fails or breaks is made again after a back-off that grows
- * from STREAM_BACKOFF_MIN_MS to STREAM_BACKOFF_MAX_MS, the buffer kept
- * meanwhile.  When the buffer is full, what is sent is dropped and counted.
- * A line that a broken connection cut is not sent again in part: the rest
- * of it is dropped, so that the backend never sees half a line glued to the
- * next.
+ * socket takes without waiting; the worker waits for the socket to take
+ * the rest between samples (dolon_sender_wait_socket, dolon_sender_flush).
+ * The connection is made without waiting too; one that fails, breaks, or
+ * makes no progress for STREAM_STALL_MS (a backend that accepts and never
+ * reads, a connection attempt never answered) is made again after a
+ * back-off that grows from STREAM_BACKOFF_MIN_MS to STREAM_BACKOFF_MAX_MS,
+ * the buffer kept meanwhile.  When the buffer is full, what is sent is
+ * dropped and counted.  No backend ever gets part of a line as a line: the
+ * rest of a line that a lost connection cut is not sent on the next one,
+ * and a connection closed in the middle of a line is reset rather than
+ * ended, so that the backend drops the part it has.
  *
  * Nothing here logs; failures are described in sender->error for the
  * caller to count and report.
@@ -52,6 +56,9 @@
 #define STREAM_BACKOFF_MIN_MS 1000
 #define STREAM_BACKOFF_MAX_MS 30000
 
+/* A stream that has not moved for this long is connected again */
+#define STREAM_STALL_MS 30000
+
 static bool resolve_and_connect(DolonSender *sender);
 
 void
@@ -62,13 +69,27 @@ dolon_sender_init(DolonSender *sender)
 	sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
 }
 
+/*
+ * Close the socket.  A stream closed in the middle of a line is reset, so
+ * that its backend drops the part it has rather than take it as a line.
+ */
 static void
 close_socket(DolonSender *sender)
 {
 	if (sender->sock != PGINVALID_SOCKET)
+	{
+		if (sender->stream && sender->mid_line)
+		{
+			struct linger reset = {.l_onoff = 1,.l_linger = 0};
+
+			(void) setsockopt(sender->sock, SOL_SOCKET, SO_LINGER, &reset,
+							  sizeof(reset));
+		}
 		close(sender->sock);
+	}
 	sender->sock = PGINVALID_SOCKET;
 	sender->connecting = false;
+	sender->mid_line = false;
 }
 
 /*
@@ -139,6 +160,7 @@ open_socket(DolonSender *sender, const struct sockaddr *addr,
 	close_socket(sender);
 	sender->sock = sock;
 	sender->connecting = sender->stream;
+	sender->progress_at = GetCurrentTimestamp();
 	memcpy(&sender->addr, addr, addrlen);
 	sender->addrlen = addrlen;
 	return true;
@@ -258,13 +280,23 @@ send_datagram(DolonSender *sender, const char *data, size_t len)
 static void
 stream_failed(DolonSender *sender)
 {
-	if (sender->pending_start > 0 &&
-		sender->pending[sender->pending_start - 1] != '\n')
+	if (sender->mid_line)
 		sender->drop_partial_line = true;
 	close_socket(sender);
 	sender->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   sender->backoff_ms);
 	sender->backoff_ms = Min(sender->backoff_ms * 2, STREAM_BACKOFF_MAX_MS);
+}
+
+/*
+ * Has the stream's connection, or its attempt, made no progress for
+ * STREAM_STALL_MS?
+ */
+static bool
+stream_stalled(DolonSender *sender)
+{
+	return TimestampDifferenceExceeds(sender->progress_at,
+									  GetCurrentTimestamp(), STREAM_STALL_MS);
 }
 
 /*
@@ -281,8 +313,10 @@ stream_connect(DolonSender *sender)
 
 		if (GetCurrentTimestamp() < sender->next_connect)
 			return false;		/* sender->error holds the last failure */
-		if (sender->addrlen == 0 || resolve_retry_due(sender))
+		if (resolve_retry_due(sender))
 			opened = resolve_and_connect(sender);
+		else if (sender->addrlen == 0)
+			return false;		/* the name did not resolve lately */
 		else
 		{
 			struct sockaddr_storage addr = sender->addr;
@@ -304,7 +338,15 @@ stream_connect(DolonSender *sender)
 		socklen_t	error_len = sizeof(error);
 
 		if (poll(&pfd, 1, 0) <= 0)
-			return false;		/* still in progress */
+		{
+			if (!stream_stalled(sender))
+				return false;	/* still in progress */
+			snprintf(sender->error, sizeof(sender->error),
+					 "could not connect to \"%s\" port %d: no answer in %d s",
+					 sender->host, sender->port, STREAM_STALL_MS / 1000);
+			stream_failed(sender);
+			return false;
+		}
 		if (getsockopt(sender->sock, SOL_SOCKET, SO_ERROR, &error,
 					   &error_len) != 0)
 			error = errno;
@@ -319,6 +361,7 @@ stream_connect(DolonSender *sender)
 		}
 		sender->connecting = false;
 		sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
+		sender->progress_at = GetCurrentTimestamp();
 	}
 	return true;
 }
@@ -352,7 +395,15 @@ stream_flush(DolonSender *sender)
 								MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
+		{
+			if (!stream_stalled(sender))
+				break;
+			snprintf(sender->error, sizeof(sender->error),
+					 "could not send to \"%s\" port %d: it has taken nothing for %d s",
+					 sender->host, sender->port, STREAM_STALL_MS / 1000);
+			stream_failed(sender);
+			return false;
+		}
 		if (sent < 0 && errno == EINTR)
 			continue;
 		if (sent <= 0)
@@ -364,6 +415,8 @@ stream_flush(DolonSender *sender)
 			return false;
 		}
 		sender->pending_start += sent;
+		sender->mid_line = sender->pending[sender->pending_start - 1] != '\n';
+		sender->progress_at = GetCurrentTimestamp();
 	}
 	if (sender->pending_start == sender->pending_end)
 		sender->pending_start = sender->pending_end = 0;
@@ -400,6 +453,9 @@ send_stream(DolonSender *sender, const char *data, size_t len)
 				 DOLON_STREAM_BUFFER_BYTES / 1024);
 		return false;
 	}
+	/* Lines wait from now on: the stall is measured from here */
+	if (sender->pending_start == sender->pending_end)
+		sender->progress_at = GetCurrentTimestamp();
 	memcpy(sender->pending + sender->pending_end, data, len);
 	sender->pending_end += len;
 	return stream_flush(sender);
@@ -415,4 +471,38 @@ dolon_sender_send(DolonSender *sender, const char *data, size_t len)
 	if (sender->stream)
 		return send_stream(sender, data, len);
 	return send_datagram(sender, data, len);
+}
+
+/*
+ * What the worker waits on between samples for a stream: its socket, to be
+ * writable, when it has lines to send or a connection in progress, and in
+ * *retry_at when it may connect again to send what it keeps (0 if not
+ * waiting for that).  PGINVALID_SOCKET when there is no socket to wait on.
+ */
+pgsocket
+dolon_sender_wait_socket(const DolonSender *sender, TimestampTz *retry_at)
+{
+	bool		pending = sender->stream &&
+		sender->pending_start < sender->pending_end;
+
+	*retry_at = 0;
+	if (sender->sock == PGINVALID_SOCKET)
+	{
+		if (pending)
+			*retry_at = sender->next_connect;
+		return PGINVALID_SOCKET;
+	}
+	return pending || sender->connecting ? sender->sock : PGINVALID_SOCKET;
+}
+
+/*
+ * Write out what a stream has yet to send, as far as its socket takes it
+ * without waiting, connecting again if due.  A failure is in sender->error,
+ * for the next send to report.
+ */
+void
+dolon_sender_flush(DolonSender *sender)
+{
+	if (sender->stream)
+		(void) stream_flush(sender);
 }

@@ -38,7 +38,9 @@ typedef struct DolonSender
 	char	   *pending;		/* DOLON_STREAM_BUFFER_BYTES, once needed */
 	size_t		pending_start;	/* the first byte not sent */
 	size_t		pending_end;
+	bool		mid_line;		/* the last byte sent is not a line's end */
 	bool		drop_partial_line;	/* a line was cut by a lost connection */
+	TimestampTz progress_at;	/* the last connection or send that moved */
 	int64		dropped_bytes;	/* lost, the buffer being full */
 } DolonSender;
 
@@ -47,5 +49,8 @@ extern bool dolon_sender_set_target(DolonSender *sender, const char *host,
 									int port, bool stream);
 extern bool dolon_sender_send(DolonSender *sender, const char *data,
 							  size_t len);
+extern pgsocket dolon_sender_wait_socket(const DolonSender *sender,
+										 TimestampTz *retry_at);
+extern void dolon_sender_flush(DolonSender *sender);
 
 #endif							/* DOLON_TRANSPORT_H */

@@ -119,6 +119,7 @@ typedef struct Tracer
 	double	   *values;
 	bool	   *nulls;
 	DolonLineFormat *line_format;	/* for a line protocol, once needed */
+	TimestampTz sample_time;	/* when the last sample was taken */
 
 	/* The backend, and what it has been told */
 	DolonSender sender;
@@ -427,8 +428,11 @@ dolon_tracer_main(Datum main_arg)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		TimestampTz watch;
+		TimestampTz retry_at;
 		bool		stop_pending;
 		long		timeout;
+		pgsocket	sock;
+		int			events;
 
 		if (stop_committed(&tracer, &stop_pending))
 			{
@@ -471,11 +475,20 @@ dolon_tracer_main(Datum main_arg)
 		watch = dolon_runner_watch(&tracer.runner);
 		if (watch != 0)
 			timeout = Min(timeout, (watch - now + 999) / 1000);
+		/* A stream's lines go out as its socket takes them */
+		sock = dolon_sender_wait_socket(&tracer.sender, &retry_at);
+		if (retry_at != 0)
+			timeout = Min(timeout, (retry_at - now + 999) / 1000);
 		timeout = Max(timeout, 0);
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		if (sock != PGINVALID_SOCKET)
+			events |= WL_SOCKET_WRITEABLE;
+		events = WaitLatchOrSocket(MyLatch, events, sock, timeout,
+								   PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if ((events & WL_SOCKET_WRITEABLE) ||
+			(retry_at != 0 && GetCurrentTimestamp() >= retry_at))
+			dolon_sender_flush(&tracer.sender);
 
 		if (dolon_between_steps())
 			apply_settings(&tracer);
@@ -596,6 +609,7 @@ start_run(Tracer *tracer)
 	int			i;
 
 	tracer->columns = NULL;
+	tracer->line_format = NULL;
 	MemoryContextReset(tracer->run_context);
 	oldcontext = MemoryContextSwitchTo(tracer->run_context);
 	tracer->columns = dolon_build_columns(tracer->profilers, false);
@@ -604,7 +618,6 @@ start_run(Tracer *tracer)
 		tracer->column_names[i] = tracer->columns->items[i].name;
 	tracer->values = palloc(tracer->columns->count * sizeof(double));
 	tracer->nulls = palloc(tracer->columns->count * sizeof(bool));
-	tracer->line_format = NULL;
 	MemoryContextSwitchTo(oldcontext);
 
 	if (!tracer->have_first_uuid)
@@ -707,6 +720,25 @@ sample_step(void *arg)
 		tracer->function_set_generation != dolon_profiled_functions_generation())
 		start_run(tracer);
 	step->sample->time = GetCurrentTimestamp();
+	tracer->sample_time = step->sample->time;
+
+	/*
+	 * The names of a line protocol, in UTF-8: a conversion from the
+	 * database's encoding needs a transaction
+	 */
+	if (tracer->backend.protocol != DOLON_PROTOCOL_MNEMIC &&
+		(tracer->line_format == NULL ||
+		 tracer->line_format->protocol != tracer->backend.protocol))
+	{
+		MemoryContext oldcontext = MemoryContextSwitchTo(tracer->run_context);
+
+		tracer->line_format = dolon_line_format(tracer->backend.protocol,
+												tracer->name,
+												tracer->column_names,
+												tracer->columns->count);
+		MemoryContextSwitchTo(oldcontext);
+	}
+
 	step->run_custom = custom_profilers_can_run(tracer);
 	dolon_sample_row(step->sample, tracer->columns, tracer->values,
 					 tracer->nulls);
@@ -903,29 +935,25 @@ send_message(Tracer *tracer)
  * need, or on a stream.  Returns false if some of it was not sent.
  */
 static bool
-send_lines(Tracer *tracer, TimestampTz now)
+send_lines(Tracer *tracer)
 {
 	int			limit = dolon_protocol_is_stream(tracer->backend.protocol) ?
 		0 : DOLON_SAFE_DATAGRAM_BYTES;
 	bool		all_sent = true;
 	int			column = 0;
 
+	/*
+	 * Made by the sample's transaction; a sample that failed before has no
+	 * value to send
+	 */
 	if (tracer->line_format == NULL ||
 		tracer->line_format->protocol != tracer->backend.protocol)
-	{
-		MemoryContext oldcontext = MemoryContextSwitchTo(tracer->run_context);
-
-		tracer->line_format = dolon_line_format(tracer->backend.protocol,
-												tracer->name,
-												tracer->column_names,
-												tracer->columns->count);
-		MemoryContextSwitchTo(oldcontext);
-	}
+		return true;
 
 	while (column < tracer->columns->count)
 	{
 		column = dolon_encode_lines(tracer->line_format, tracer->values,
-									tracer->nulls, now, column,
+									tracer->nulls, tracer->sample_time, column,
 									&tracer->message, limit);
 		if (tracer->message.len > 0 && !send_message(tracer))
 			all_sent = false;
@@ -962,7 +990,7 @@ send_sample(Tracer *tracer)
 	}
 
 	if (tracer->backend.protocol != DOLON_PROTOCOL_MNEMIC)
-		row_sent = send_lines(tracer, now);
+		row_sent = send_lines(tracer);
 	else
 	{
 		if (tracer->announce_pending ||

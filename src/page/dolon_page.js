@@ -62,12 +62,13 @@
 
     const facts = [];
     if (tracer.host)
-      facts.push('to ' + tracer.host + ':' + tracer.port);
+      facts.push('to ' + (tracer.protocol && tracer.protocol !== 'mnemic' ? tracer.protocol + '://' : '') +
+                 tracer.host + ':' + tracer.port);
     if (tracer.frequency_ms)
       facts.push('every ' + formatNumber(tracer.frequency_ms) + ' ms');
     facts.push(count(tracer.samples, 'sample'), count(tracer.rows_sent, 'row') + ' sent');
     if (tracer.mean_sample_us !== null)
-      facts.push(formatNumber(tracer.mean_sample_us) + ' \u00b5s a sample');
+      facts.push(formatNumber(Number(tracer.mean_sample_us.toPrecision(3))) + ' \u00b5s a sample');
     if (tracer.sampled !== null)
       facts.push('last sample ' + formatAge(tracer.sampled, now));
     card.append(element('p', { class: 'facts' }, facts.join(' \u00b7 ')));

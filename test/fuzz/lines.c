@@ -5,15 +5,17 @@
  *		and dolon_encode_lines() in src/line_protocols.c.
  *
  * An input is a protocol (its first byte: InfluxDB, Graphite or StatsD),
- * the values of a row (8 bytes each, a null for each whose first byte is
- * odd, after the second byte's count) and the tracer's and columns' names
- * (the rest, one a line).  The row is encoded as a tracer does, in
+ * a count of values (the second), the sample's time (8 bytes, within
+ * 100,000 years of 2000), the values of a row (8 bytes each, a null for
+ * each whose first byte is odd) and the tracer's and columns' names (the
+ * rest, one a line).  The row is encoded as a tracer does, in
  * datagrams of at most DOLON_SAFE_DATAGRAM_BYTES but for Graphite's stream.
  * Whatever the names and values: each call makes progress; a datagram
  * over the limit holds one column only; what is sent is whole lines of the
  * protocol (InfluxDB: measurement and tags, fields, timestamp, split by
  * two unescaped spaces; Graphite and StatsD: a path of three nodes, and
- * the value), with no control character, in valid UTF-8; and every value
+ * the value, Graphite's then its timestamp in seconds and milliseconds),
+ * with no control character, in valid UTF-8; and every value
  * that is not null and finite is there once (a negative StatsD gauge
  * twice, 0 first).
  *
@@ -70,9 +72,24 @@ check_path_line(DolonProtocol protocol, const char *line, int length)
 		(i == length || line[i] != ':' || memchr(line + i + 1, ':', length - i - 1) ||
 		 length < 2 || strncmp(line + length - 2, "|g", 2) != 0))
 		fuzz_finding("a StatsD line is not <path>:<value>|g");
-	if (protocol == DOLON_PROTOCOL_GRAPHITE &&
-		(i == length || line[i] != ' ' || !memchr(line + i + 1, ' ', length - i - 1)))
-		fuzz_finding("a Graphite line is not <path> <value> <timestamp>");
+	if (protocol == DOLON_PROTOCOL_GRAPHITE)
+	{
+		const char *stamp = NULL;
+		int			stamp_length = 0;
+		int			j;
+
+		for (j = length - 1; j >= 0 && stamp == NULL; j--)
+			if (line[j] == ' ')
+				stamp = line + j;
+		if (stamp != NULL)
+			stamp_length = line + length - stamp - 1;
+
+		if (i == length || line[i] != ' ' || stamp == line + i ||
+			stamp_length < 5 || stamp[stamp_length - 3] != '.' ||
+			strspn(stamp + 1, "-0123456789") != stamp_length - 4 ||
+			strspn(stamp + stamp_length - 2, "0123456789") != 3)
+			fuzz_finding("a Graphite line is not <path> <value> <seconds>.<ms>");
+	}
 }
 
 int
@@ -89,15 +106,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	DolonLineFormat *format;
 	StringInfoData buf;
 	int			limit;
+	TimestampTz time;
 	int			expected = 0;
 	int			found = 0;
 	int			first = 0;
 	int			i;
 
-	if (size < 2)
+	if (size < 10)
 		return 0;
 	protocol = DOLON_PROTOCOL_INFLUX + data[0] % 3;
-	count = Min(data[1] % (MAX_COLUMNS + 1), (size - 2) / 8);
+	count = Min(data[1] % (MAX_COLUMNS + 1), (size - 10) / 8);
+	memcpy(&time, data + 2, 8);
+	time %= (int64) 100000 * 365 * SECS_PER_DAY * USECS_PER_SEC;
+	data += 8;
+	size -= 8;
 	for (i = 0; i < count; i++)
 	{
 		memcpy(&values[i], data + 2 + 8 * i, 8);
@@ -131,7 +153,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int			present = 0;
 		int			start;
 
-		first = dolon_encode_lines(format, values, nulls, 0, first, &buf, limit);
+		first = dolon_encode_lines(format, values, nulls, time, first, &buf,
+								   limit);
 		if (first <= from)
 			fuzz_finding("an encoding makes no progress");
 		for (i = from; i < first; i++)
