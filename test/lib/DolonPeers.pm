@@ -94,7 +94,9 @@ END
 {
 	# the test's exit status is its own, not that of the peers stopped here
 	local $?;
-	$_->stop foreach @running;
+	# stop() takes each out of @running: go over a copy
+	my @peers = @running;
+	$_->stop foreach @peers;
 }
 
 =pod
