@@ -60,7 +60,7 @@ dolon_valid_utf8(const char *text)
 	initStringInfo(&valid);
 	for (c = text; *c != '\0';)
 	{
-		int			character = pg_utf_mblen((const unsigned char *) c);
+		int			character = pg_encoding_mblen(PG_UTF8, c);
 
 		if (strnlen(c, character) == character &&
 			pg_utf8_islegal((const unsigned char *) c, character))
