@@ -399,6 +399,29 @@ dolon_build_columns(const DolonProfilerList *profilers, bool check_functions)
 }
 
 /*
+ * Does computing a row of these columns need a transaction now?  A custom
+ * profiler runs SQL; a built-in one may have catalogs to scan again (see
+ * dolon_builtin_needs_transaction()); a function column reads shared memory
+ * only.  The caller has processed the pending invalidations just before.
+ */
+bool
+dolon_row_needs_transaction(const DolonColumns *columns)
+{
+	int			i;
+
+	for (i = 0; i < columns->count; i++)
+	{
+		const DolonColumn *column = &columns->items[i];
+
+		if (column->kind == COLUMN_CUSTOM ||
+			(column->kind == COLUMN_BUILTIN &&
+			 dolon_builtin_needs_transaction(column->builtin)))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Compute one row: the value of each column, in order, but those of custom
  * profilers, which are left null for the caller to fill in: a session calls
  * them itself, a tracer has its profiler runner call them.

@@ -79,6 +79,7 @@ extern bool dolon_same_profilers(const DolonProfilerList *a,
 extern bool dolon_has_custom_profilers(const DolonProfilerList *list);
 extern DolonColumns *dolon_build_columns(const DolonProfilerList *profilers,
 										 bool check_functions);
+extern bool dolon_row_needs_transaction(const DolonColumns *columns);
 extern void dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
 							 double *values, bool *nulls);
 

@@ -27,11 +27,32 @@
  * and deadlock counts of pg_stat_database from that of each database.
  * Finding the user tables takes a scan of pg_class, so we keep their OIDs
  * between samples and scan again only after an invalidation of pg_class or
- * pg_namespace; likewise for pg_database.  A sample then costs one
- * statistics lookup per table.  The statistics are read in the caller's
- * transaction, whose end discards any snapshot of them
- * (stats_fetch_consistency), so that every sample of the worker, one
- * transaction each, sees fresh values.
+ * pg_namespace; likewise for pg_database.  Only that scan needs a
+ * transaction: dolon_builtin_needs_transaction() says when one is due, and
+ * the tracer's other samples take none.
+ *
+ * With stats_fetch_consistency = none, as in the tracer, each table's
+ * counters are read in place.  Looking an entry up (a hash lookup, a lock
+ * on the entry, a copy of all its counters) costs far more than the two
+ * counters we want, so we keep a pointer to each user table's shared entry
+ * between samples.  The pointer is that of a reference the statistics
+ * system holds for this process (pgstat_get_entry_ref()), which keeps the
+ * entry's memory from being freed: an entry dropped while others hold
+ * references is only marked dropped, and the dropping process asks every
+ * process to collect its references to dropped entries by advancing
+ * gc_request_count.  A process releases such references only in that
+ * collection, or when it drops the object itself, which a tracer never
+ * does and which invalidates pg_class in a session.  So the pointers stay
+ * valid while gc_request_count and the set of user tables are those they
+ * were found with; otherwise they are found again.  The two counters are
+ * read without the entry's lock: each is a 64-bit word, written whole
+ * (where the platform has no 8-byte single-copy atomicity, the lock is
+ * taken), and a sum over thousands of tables flushed at different times
+ * is no more consistent with the lock than without.  A table without an
+ * entry yet (never used since the statistics were reset) is looked for
+ * again at most once a second, the rate at which processes flush their
+ * statistics.  Under the other settings of stats_fetch_consistency, each
+ * entry is fetched as pg_stat_user_tables does.
  *
  * The host and the server's processes, from /proc: see host.c.
  *
@@ -60,6 +81,10 @@
  *   return a copy (or the snapshot's entry) whatever the version; only the
  *   names of the counters changed, in 16 (n_live_tuples became
  *   live_tuples, n_xact_commit xact_commit), with the same meaning.
+ *   pgstat_get_entry_ref(), PgStat_EntryRef.shared_stats,
+ *   PgStatShared_Relation and pgStatLocal.shmem->gc_request_count, with
+ *   the reference rules above, are the same in 15, 17 and 18 (18 widened
+ *   the object id of the call to 64 bits, which an Oid converts to).
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -70,6 +95,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlogrecovery.h"
 #include "catalog/pg_class.h"
@@ -84,6 +110,7 @@
 #include "utils/memutils.h"
 #include "utils/pgstat_internal.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "compat.h"
@@ -92,8 +119,40 @@
 /* Transaction rates are computed over this much time at least */
 #define DOLON_RATE_WINDOW_MS 5000
 
+/* Look for the statistics of tables that have none this often */
+#define DOLON_MISSING_STATS_RETRY_MS 1000
+
+/*
+ * Loops over entries of shared memory ask for the entry this far ahead
+ * while they read one, so that several cache misses are under way at once
+ */
+#define DOLON_PREFETCH_DISTANCE 16
+
 /* The backend status entries in shared memory, once looked up */
 static PgBackendStatus *backend_status_array = NULL;
+
+/* The fields of a backend status entry that dolon reads */
+typedef struct BackendEntryFields
+{
+	int			pid;
+	Oid			database;
+	BackendType type;
+	BackendState state;
+	TimestampTz xact_start;
+} BackendEntryFields;
+
+/*
+ * The fields of each backend status entry as last read, and the
+ * st_changecount of the entry then (-1 before the first read): an entry
+ * whose count is still that one has not been written since.
+ */
+typedef struct BackendEntryCopy
+{
+	int			changecount;
+	BackendEntryFields fields;
+} BackendEntryCopy;
+
+static BackendEntryCopy *backend_entry_copies = NULL;
 
 /*
  * The OIDs of some catalog rows, kept between samples: the user tables of
@@ -113,6 +172,25 @@ static CachedOids databases = {NULL, 0, 0};
 static uint64 table_catalog_changes = 1;
 static uint64 database_catalog_changes = 1;
 static bool callbacks_registered = false;
+
+/*
+ * The shared statistics entries of the user tables, in the order of
+ * user_tables, for reading in place: see the header comment.  An entry is
+ * NULL for a table that had none when looked for.
+ */
+typedef struct TableEntries
+{
+	PgStatShared_Relation **entries;	/* in TopMemoryContext */
+	int			capacity;		/* of entries */
+	int			count;
+	bool		valid;
+	uint64		tables_version; /* user_tables.version they belong to */
+	uint64		gc_requests;	/* gc_request_count when they were found */
+	int			missing;		/* tables without an entry */
+	TimestampTz missing_retry;	/* when to look for those again */
+} TableEntries;
+
+static TableEntries table_entries = {NULL, 0, 0, false, 0, 0, 0, 0};
 
 /*
  * Find the backend status entries in shared memory.
@@ -135,28 +213,41 @@ get_backend_status_array(void)
 		array = ShmemInitStruct("Backend Status Array", size, &found);
 		if (!found)
 			elog(ERROR, "backend status array not found in shared memory");
+		backend_entry_copies =
+			MemoryContextAlloc(TopMemoryContext,
+							   DOLON_BACKEND_STATUS_SLOTS * sizeof(BackendEntryCopy));
+		memset(backend_entry_copies, 0xFF,
+			   DOLON_BACKEND_STATUS_SLOTS * sizeof(BackendEntryCopy));
 		backend_status_array = array;
 	}
 	return backend_status_array;
 }
 
-/* The fields of a backend status entry that dolon reads */
-typedef struct BackendEntryFields
-{
-	int			pid;
-	Oid			database;
-	BackendType type;
-	BackendState state;
-	TimestampTz xact_start;
-} BackendEntryFields;
-
 /*
- * Read the fields of a backend status entry, as a consistent set.  Returns
- * false if the entry is not in use.
+ * Read the fields of the backend status entry of a slot, as a consistent
+ * set.  Returns false if the entry is not in use.
+ *
+ * Most entries do not change from one sample to the next (an idle session
+ * writes nothing), and the fields we want are spread over three cache
+ * lines of a 400-byte entry, which other processes' work evicts between
+ * samples: reading them all is most of what a sample costs at a thousand
+ * connections.  So the fields are copied, with the count they were read at,
+ * and an entry whose st_changecount is still that count is not read again:
+ * every write of an entry makes its count odd, then even and higher, so an
+ * equal count means no write since.
  */
 static bool
-read_backend_entry(PgBackendStatus *entry, BackendEntryFields *fields)
+read_backend_entry(int slot, PgBackendStatus *entry,
+				   BackendEntryFields *fields)
 {
+	BackendEntryCopy *copy = &backend_entry_copies[slot];
+
+	if (*(volatile int *) &entry->st_changecount == copy->changecount)
+	{
+		*fields = copy->fields;
+		return fields->pid > 0;
+	}
+
 	for (;;)
 	{
 		int			before_changecount;
@@ -172,7 +263,11 @@ read_backend_entry(PgBackendStatus *entry, BackendEntryFields *fields)
 
 		if (pgstat_read_activity_complete(before_changecount,
 										  after_changecount))
+		{
+			copy->changecount = before_changecount;
+			copy->fields = *fields;
 			break;
+		}
 
 		/* Make sure we can break out of the loop if stuck... */
 		CHECK_FOR_INTERRUPTS();
@@ -203,7 +298,10 @@ dolon_read_backend_activity(DolonBackendActivity *activity)
 	{
 		BackendEntryFields fields;
 
-		if (!read_backend_entry(entry, &fields))
+		/* The entries are far apart: ask for the next ones' counts early */
+		if (i + DOLON_PREFETCH_DISTANCE < slots)
+			__builtin_prefetch(&entry[DOLON_PREFETCH_DISTANCE].st_changecount);
+		if (!read_backend_entry(i, entry, &fields))
 			continue;
 		if (OidIsValid(fields.database))
 			activity->connections++;
@@ -281,7 +379,7 @@ dolon_read_database_sessions(const Oid *databases, int count,
 		int			d;
 		int			state;
 
-		if (!read_backend_entry(entry, &fields) ||
+		if (!read_backend_entry(i, entry, &fields) ||
 			!OidIsValid(fields.database))
 			continue;
 		for (d = 0; d < count && database == NULL; d++)
@@ -433,6 +531,7 @@ refresh_oids(CachedOids *cache, uint64 changes, Oid catalog,
 	if (cache->version == changes)
 		return;
 
+	Assert(IsTransactionState());
 	oids = palloc(capacity * sizeof(Oid));
 	rel = table_open(catalog, AccessShareLock);
 	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
@@ -492,12 +591,13 @@ dolon_fetch_table_stats(Oid database, Oid table)
 /*
  * The OIDs of the user tables of this database, as pg_stat_user_tables
  * lists them; *count is set to their number.  Needs a transaction in a
- * database.  The array is valid until the next call.
+ * database after a change to the catalogs (see
+ * dolon_builtin_needs_transaction()).  The array is valid until the next
+ * call.
  */
 const Oid *
 dolon_user_table_oids(int *count)
 {
-	Assert(IsTransactionState());
 	Assert(OidIsValid(MyDatabaseId));
 
 	register_callbacks();
@@ -509,14 +609,12 @@ dolon_user_table_oids(int *count)
 
 /*
  * The OIDs of every database, in the order of pg_database; *count is set to
- * their number.  Needs a transaction.  The array is valid until the next
- * call.
+ * their number.  Needs a transaction after a change to pg_database.  The
+ * array is valid until the next call.
  */
 const Oid *
 dolon_database_oids(int *count)
 {
-	Assert(IsTransactionState());
-
 	register_callbacks();
 	refresh_oids(&databases, database_catalog_changes, DatabaseRelationId,
 				 database_oid);
@@ -525,25 +623,129 @@ dolon_database_oids(int *count)
 }
 
 /*
+ * Find the shared statistics entry of each user table, for
+ * table_entries_sum().  Returns false if some entry may have been dropped
+ * and its reference collected meanwhile: the entries are not valid then.
+ */
+static bool
+find_table_entries(const Oid *tables, int count)
+{
+	TableEntries *cache = &table_entries;
+	uint64		gc_requests;
+	int			i;
+
+	cache->valid = false;
+	if (cache->capacity < count || cache->entries == NULL)
+	{
+		if (cache->entries != NULL)
+			pfree(cache->entries);
+		cache->entries = NULL;
+		cache->capacity = 0;
+		cache->entries = MemoryContextAlloc(TopMemoryContext,
+											Max(count, 1) * sizeof(PgStatShared_Relation *));
+		cache->capacity = Max(count, 1);
+	}
+	cache->count = count;
+	cache->missing = 0;
+
+	/*
+	 * Read first: a reference taken in the loop can only be collected after
+	 * its entry is dropped, which advances the count
+	 */
+	gc_requests = pg_atomic_read_u64(&pgStatLocal.shmem->gc_request_count);
+	for (i = 0; i < count; i++)
+	{
+		/* User tables are never shared relations */
+		PgStat_EntryRef *ref = pgstat_get_entry_ref(PGSTAT_KIND_RELATION,
+													MyDatabaseId, tables[i],
+													false, NULL);
+
+		cache->entries[i] = ref != NULL ?
+			(PgStatShared_Relation *) ref->shared_stats : NULL;
+		if (ref == NULL)
+			cache->missing++;
+	}
+	if (gc_requests != pg_atomic_read_u64(&pgStatLocal.shmem->gc_request_count))
+		return false;
+
+	cache->gc_requests = gc_requests;
+	cache->tables_version = user_tables.version;
+	cache->missing_retry =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									DOLON_MISSING_STATS_RETRY_MS);
+	cache->valid = true;
+	return true;
+}
+
+/* Are the entries of table_entries those of the current user tables? */
+static bool
+table_entries_valid(void)
+{
+	const TableEntries *cache = &table_entries;
+
+	return cache->valid &&
+		cache->tables_version == user_tables.version &&
+		cache->gc_requests ==
+		pg_atomic_read_u64(&pgStatLocal.shmem->gc_request_count) &&
+		(cache->missing == 0 || GetCurrentTimestamp() < cache->missing_retry);
+}
+
+/* Sum the counters of table_entries, read in place */
+static void
+table_entries_sum(DolonTableTuples *tuples)
+{
+	int			i;
+
+	for (i = 0; i < table_entries.count; i++)
+	{
+		PgStatShared_Relation *entry = table_entries.entries[i];
+
+		/* The entries are far apart: ask for the next ones' counters early */
+		if (i + DOLON_PREFETCH_DISTANCE < table_entries.count &&
+			table_entries.entries[i + DOLON_PREFETCH_DISTANCE] != NULL)
+			__builtin_prefetch(&DOLON_TABLE_LIVE_TUPLES(&table_entries.entries[i + DOLON_PREFETCH_DISTANCE]->stats));
+		if (entry == NULL)
+			continue;
+#ifdef PG_HAVE_8BYTE_SINGLE_COPY_ATOMICITY
+		tuples->live += *(volatile PgStat_Counter *) &DOLON_TABLE_LIVE_TUPLES(&entry->stats);
+		tuples->dead += *(volatile PgStat_Counter *) &DOLON_TABLE_DEAD_TUPLES(&entry->stats);
+#else
+		LWLockAcquire(&entry->header.lock, LW_SHARED);
+		tuples->live += DOLON_TABLE_LIVE_TUPLES(&entry->stats);
+		tuples->dead += DOLON_TABLE_DEAD_TUPLES(&entry->stats);
+		LWLockRelease(&entry->header.lock);
+#endif
+	}
+}
+
+/*
  * Sum n_live_tup and n_dead_tup over pg_stat_user_tables.  Needs a
- * transaction in a database.  A table without statistics counts as zero,
+ * transaction in a database when dolon_builtin_needs_transaction() says
+ * so for PROFILER_LIVE_MSGS.  A table without statistics counts as zero,
  * as in the view.
  */
 void
 dolon_read_table_tuples(DolonTableTuples *tuples)
 {
-	int			i;
-
 	const Oid  *tables;
 	int			count;
+	int			i;
 
 	tables = dolon_user_table_oids(&count);
 	memset(tuples, 0, sizeof(DolonTableTuples));
+
+	if (pgstat_fetch_consistency == PGSTAT_FETCH_CONSISTENCY_NONE &&
+		(table_entries_valid() || find_table_entries(tables, count)))
+	{
+		table_entries_sum(tuples);
+		return;
+	}
+
+	/* As pg_stat_user_tables reads them */
 	for (i = 0; i < count; i++)
 	{
 		PgStat_StatTabEntry *entry;
 
-		/* User tables are never shared relations */
 		entry = pgstat_fetch_stat_tabentry_ext(false, tables[i]);
 		if (entry == NULL)
 			continue;
@@ -554,8 +756,34 @@ dolon_read_table_tuples(DolonTableTuples *tuples)
 }
 
 /*
+ * Does reading this built-in profiler need a transaction now?  Only to scan
+ * the catalogs after a change, for the profilers that read the user tables
+ * or the databases; the caller has processed the pending invalidations
+ * (AcceptInvalidationMessages()) just before.
+ */
+bool
+dolon_builtin_needs_transaction(DolonBuiltinProfiler id)
+{
+	switch (id)
+	{
+		case PROFILER_LIVE_MSGS:
+		case PROFILER_DEAD_MSGS:
+			return !callbacks_registered ||
+				user_tables.version != table_catalog_changes;
+		case PROFILER_XACT_COMMIT_RATE:
+		case PROFILER_XACT_ROLLBACK_RATE:
+		case PROFILER_DEADLOCKS:
+			return !callbacks_registered ||
+				databases.version != database_catalog_changes;
+		default:
+			return false;
+	}
+}
+
+/*
  * Sum the transaction and deadlock counters over pg_stat_database: every
- * database, and the row for shared objects (datid 0).  Needs a transaction.
+ * database, and the row for shared objects (datid 0).  Needs a transaction
+ * after a change to pg_database.
  */
 static void
 read_database_counters(DolonDatabaseCounters *counters)

@@ -138,6 +138,7 @@ extern const char *const dolon_session_state_names[DOLON_SESSION_STATES];
 
 extern double dolon_builtin_value(DolonSample *sample,
 								  DolonBuiltinProfiler id, bool *isnull);
+extern bool dolon_builtin_needs_transaction(DolonBuiltinProfiler id);
 extern void dolon_read_backend_activity(DolonBackendActivity *activity);
 extern void dolon_read_table_tuples(DolonTableTuples *tuples);
 extern void dolon_read_database_sessions(const Oid *databases, int count,

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * transaction.h
- *		A worker's steps: each in a transaction of its own, and what comes between two.
+ *		A worker's steps: each in a transaction of its own or outside any,
+ *		and what comes between two.
  *
  * Copyright (c) 2026, the dolon authors
  *
@@ -13,6 +14,9 @@
 
 extern char *dolon_run_in_transaction(void (*step) (void *arg), void *arg,
 									  bool with_snapshot);
+extern char *dolon_run_outside_transaction(void (*step) (void *arg),
+										   void *arg,
+										   MemoryContext step_context);
 extern ErrorData *dolon_run_in_subtransaction(void (*step) (void *arg),
 											  void *arg);
 extern void dolon_handle_interrupts(void);

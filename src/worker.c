@@ -29,10 +29,17 @@
  * late, restarts or lost the first datagram still learns the run; a backend
  * ignores a run it already knows.
  *
- * Each sample runs in a transaction of its own: table statistics need one,
- * and its end discards every snapshot of statistics, so the next sample
- * sees fresh values.  An error in a sample is caught and logged
- * (rate-limited), the row is sent with nulls, and the worker goes on.  The
+ * A sample reads shared memory, and most samples take no transaction: its
+ * start and commit would cost more than the reads.  A sample takes one only
+ * when it has catalogs to read: to start a run, to convert the names of a
+ * line protocol, to check the role of the custom profilers, or to scan
+ * pg_class or pg_database again after they changed.  Before each sample the
+ * worker processes the catalog invalidations that came since the last, as
+ * the start of a transaction would, so that such a change is seen as soon.
+ * The statistics are read with stats_fetch_consistency = none, so that no
+ * sample keeps a snapshot of them for the next.  An error in a sample is
+ * caught and logged (rate-limited), the row is sent with nulls, and the
+ * worker goes on.  The
  * tracer never runs custom profilers itself: its profiler runner does, and
  * the tracer waits for their values at most dolon.profiler_timeout a call,
  * and at most three quarters of its interval, so that its rows keep their
@@ -57,6 +64,7 @@
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -106,6 +114,9 @@ typedef struct Tracer
 	int			port;
 	int			frequency_ms;
 	Oid			started_by;		/* InvalidOid for the configured tracer */
+
+	/* A sample outside a transaction allocates here; reset after each */
+	MemoryContext sample_context;
 
 	/* The current run, allocated in run_context */
 	MemoryContext run_context;
@@ -414,6 +425,9 @@ dolon_tracer_main(Datum main_arg)
 	tracer.run_context = AllocSetContextCreate(TopMemoryContext,
 											   "dolon tracer run",
 											   ALLOCSET_SMALL_SIZES);
+	tracer.sample_context = AllocSetContextCreate(TopMemoryContext,
+												  "dolon tracer sample",
+												  ALLOCSET_DEFAULT_SIZES);
 	dolon_sender_init(&tracer.sender);
 	initStringInfo(&tracer.message);
 	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);
@@ -481,10 +495,12 @@ dolon_tracer_main(Datum main_arg)
 			timeout = Min(timeout, (retry_at - now + 999) / 1000);
 		timeout = Max(timeout, 0);
 		events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		/* WaitLatch() reuses a wait set that WaitLatchOrSocket() would make */
 		if (sock != PGINVALID_SOCKET)
-			events |= WL_SOCKET_WRITEABLE;
-		events = WaitLatchOrSocket(MyLatch, events, sock, timeout,
-								   PG_WAIT_EXTENSION);
+			events = WaitLatchOrSocket(MyLatch, events | WL_SOCKET_WRITEABLE,
+									   sock, timeout, PG_WAIT_EXTENSION);
+		else
+			events = WaitLatch(MyLatch, events, timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		if ((events & WL_SOCKET_WRITEABLE) ||
 			(retry_at != 0 && GetCurrentTimestamp() >= retry_at))
@@ -702,6 +718,18 @@ report_profiler_failures(Tracer *tracer, int failures, const char *error)
 						 (long long) suppressed) : 0));
 }
 
+/*
+ * Is the line format of the run missing, or that of another protocol?  It
+ * is made by a sample's transaction, for send_lines().
+ */
+static bool
+line_format_outdated(Tracer *tracer)
+{
+	return tracer->backend.protocol != DOLON_PROTOCOL_MNEMIC &&
+		(tracer->line_format == NULL ||
+		 tracer->line_format->protocol != tracer->backend.protocol);
+}
+
 /* What a sample step works on */
 typedef struct SampleStep
 {
@@ -726,9 +754,7 @@ sample_step(void *arg)
 	 * The names of a line protocol, in UTF-8: a conversion from the
 	 * database's encoding needs a transaction
 	 */
-	if (tracer->backend.protocol != DOLON_PROTOCOL_MNEMIC &&
-		(tracer->line_format == NULL ||
-		 tracer->line_format->protocol != tracer->backend.protocol))
+	if (line_format_outdated(tracer))
 	{
 		MemoryContext oldcontext = MemoryContextSwitchTo(tracer->run_context);
 
@@ -742,6 +768,22 @@ sample_step(void *arg)
 	step->run_custom = custom_profilers_can_run(tracer);
 	dolon_sample_row(step->sample, tracer->columns, tracer->values,
 					 tracer->nulls);
+}
+
+/*
+ * Does the next sample need a transaction (see the header comment)?  The
+ * catalog invalidations that came since the last sample are processed
+ * first, outside a transaction, as the start of one would.
+ */
+static bool
+sample_needs_transaction(Tracer *tracer)
+{
+	AcceptInvalidationMessages();
+	return tracer->columns == NULL || tracer->run_outdated ||
+		tracer->function_set_generation != dolon_profiled_functions_generation() ||
+		line_format_outdated(tracer) ||
+		dolon_has_custom_profilers(tracer->profilers) ||
+		dolon_row_needs_transaction(tracer->columns);
 }
 
 /*
@@ -826,8 +868,8 @@ run_custom_profilers(Tracer *tracer, int *failures, char *error)
 
 /*
  * Compute the values of the current run's columns into tracer->values, in a
- * transaction of its own, starting a new run first if one is due.  An error
- * leaves every value null.
+ * transaction of its own if it needs one, starting a new run first if one is
+ * due.  An error leaves every value null.
  */
 static void
 take_sample(Tracer *tracer)
@@ -839,6 +881,7 @@ take_sample(Tracer *tracer)
 	instr_time	duration;
 	double		duration_us;
 	char	   *error;
+	bool		in_transaction;
 	int			profiler_failures = 0;
 	char		profiler_error[DOLON_MAX_ERROR_BYTES];
 
@@ -846,7 +889,12 @@ take_sample(Tracer *tracer)
 	sample.history = &tracer->history;
 
 	INSTR_TIME_SET_CURRENT(start);
-	error = dolon_run_in_transaction(sample_step, &step, false);
+	in_transaction = sample_needs_transaction(tracer);
+	if (in_transaction)
+		error = dolon_run_in_transaction(sample_step, &step, false);
+	else
+		error = dolon_run_outside_transaction(sample_step, &step,
+											  tracer->sample_context);
 	if (error != NULL)
 	{
 		int64		suppressed;
@@ -895,8 +943,12 @@ take_sample(Tracer *tracer)
 
 	report_profiler_failures(tracer, profiler_failures, profiler_error);
 
-	/* Flush the statistics of the catalog reads, at most once a second */
-	pgstat_report_stat(false);
+	/*
+	 * Flush the statistics of a transaction's catalog reads, at most once a
+	 * second; a sample outside one has none
+	 */
+	if (in_transaction)
+		pgstat_report_stat(false);
 }
 
 /*
@@ -942,12 +994,8 @@ send_lines(Tracer *tracer)
 	bool		all_sent = true;
 	int			column = 0;
 
-	/*
-	 * Made by the sample's transaction; a sample that failed before has no
-	 * value to send
-	 */
-	if (tracer->line_format == NULL ||
-		tracer->line_format->protocol != tracer->backend.protocol)
+	/* A sample that failed before making it has no value to send */
+	if (line_format_outdated(tracer))
 		return true;
 
 	while (column < tracer->columns->count)
