@@ -236,7 +236,7 @@ get_backend_status_array(void)
  * every write of an entry makes its count odd, then even and higher, so an
  * equal count means no write since.
  */
-static bool
+static inline bool
 read_backend_entry(int slot, PgBackendStatus *entry,
 				   BackendEntryFields *fields)
 {
