@@ -770,15 +770,29 @@ sample_step(void *arg)
 					 tracer->nulls);
 }
 
+static void
+accept_invalidations(void *arg)
+{
+	AcceptInvalidationMessages();
+}
+
 /*
  * Does the next sample need a transaction (see the header comment)?  The
  * catalog invalidations that came since the last sample are processed
- * first, outside a transaction, as the start of one would.
+ * first, outside a transaction, as the start of one would; if that fails,
+ * the start of a transaction processes them again, and reports its error.
  */
 static bool
 sample_needs_transaction(Tracer *tracer)
 {
-	AcceptInvalidationMessages();
+	char	   *error = dolon_run_outside_transaction(accept_invalidations, NULL,
+													  tracer->sample_context);
+
+	if (error != NULL)
+	{
+		pfree(error);
+		return true;
+	}
 	return tracer->columns == NULL || tracer->run_outdated ||
 		tracer->function_set_generation != dolon_profiled_functions_generation() ||
 		line_format_outdated(tracer) ||

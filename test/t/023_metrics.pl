@@ -271,8 +271,12 @@ $node->safe_psql('postgres', q{
 	SELECT dolon.profile('add_one(integer)');
 });
 $node->safe_psql('postgres', 'SELECT add_one(g) FROM generate_series(1, 7) g');
+# The time of completed calls is a whole number of nanoseconds on both
+# sides, each side's double within far less than a nanosecond of it: at 9
+# decimals both round to it, where at 6 a time ending in 500 ns would round
+# either way
 my $function_sql = q{
-	SELECT hits, active_instances, completed_calls, round((average_time * completed_calls)::numeric, 6)
+	SELECT hits, active_instances, completed_calls, round((average_time * completed_calls)::numeric, 9)
 	FROM dolon.function_stats WHERE function = 'add_one(integer)'};
 my ($function_truth, $function_metrics) = steady_scrape($function_sql);
 my %function_labels = (datname => 'postgres', function => 'add_one(integer)',
@@ -280,7 +284,7 @@ my %function_labels = (datname => 'postgres', function => 'add_one(integer)',
 my @function_seen = map { $function_metrics->{samples}{ DolonMetrics::series_key($_, \%function_labels) } // 'missing' }
   qw(dolon_function_calls_total dolon_function_active_instances dolon_function_completed_calls_total
   dolon_function_seconds_total);
-$function_seen[3] = sprintf('%.6f', $function_seen[3]) if $function_seen[3] ne 'missing';
+$function_seen[3] = sprintf('%.9f', $function_seen[3]) if $function_seen[3] ne 'missing';
 is(join('|', @function_seen), $function_truth,
 	'dolon_function_calls_total, _active_instances, _completed_calls_total and _seconds_total equal dolon.function_stats');
 is($function_seen[0], 7, '... 7 calls');
