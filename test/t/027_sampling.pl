@@ -157,10 +157,18 @@ $_->query_safe('SELECT 1') for @sessions;
 $receiver->drain;
 is($receiver->steady_value($uuid, $column{idle}, 5), $idle - 1,
 	'idle follows two new sessions in the slots of those that ended');
-$sessions[0]->query_until(qr/started/, "\\echo started\nSELECT pg_sleep(2);\n");
+# A statement that runs until the test ends it: waiting for a lock
+# another session holds
+$sessions[0]->query_safe('SELECT pg_advisory_lock(27)');
+$sessions[1]->query_until(qr/started/,
+	"\\echo started\nSELECT pg_advisory_lock(27);\n");
+$node->poll_query_until('observer',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'active' AND wait_event_type = 'Lock'")
+  or die 'the session does not wait for the lock';
 $receiver->drain;
 is($receiver->steady_value($uuid, $column{active_tasks}, 5), 1,
 	'a session running a statement is one active task');
+$sessions[0]->query_safe('SELECT pg_advisory_unlock(27)');
 $_->quit for @sessions;
 
 $node->stop;
