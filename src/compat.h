@@ -50,6 +50,24 @@
 #endif
 
 /*
+ * This backend's number, 0 to MaxBackends - 1, unique among the backends
+ * running; -1 in a process that has none.  17 numbers every PGPROC
+ * (MyProcNumber), the backends' first; up to 16 a backend has a 1-based
+ * MyBackendId.
+ */
+static inline int
+dolon_backend_number(void)
+{
+#if PG_VERSION_NUM >= 170000
+	return MyProcNumber != INVALID_PROC_NUMBER && MyProcNumber < MaxBackends ?
+		MyProcNumber : -1;
+#else
+	return MyBackendId != InvalidBackendId && MyBackendId <= MaxBackends ?
+		MyBackendId - 1 : -1;
+#endif
+}
+
+/*
  * The counters of the shared statistics entries dolon reads.  16 dropped
  * the n_ prefix of the fields of PgStat_StatDBEntry (n_xact_commit became
  * xact_commit) and renamed some of PgStat_StatTabEntry (n_live_tuples

@@ -5,8 +5,8 @@
  *		average time, in every backend, through the function manager's hooks.
  *
  * dolon.profile(f) puts f in a set of profiled functions in shared memory.
- * Every backend keeps a sorted copy of the part of that set that belongs to
- * its database, refreshed when the set's generation changes; the
+ * Every backend keeps a hashed copy of the part of that set that belongs to
+ * its database, rebuilt when the set's generation changes; the
  * needs_fmgr_hook of the function manager asks that copy, when a call is
  * prepared (fmgr_info), whether a function is profiled.  The calls of a
  * profiled function then go through fmgr_security_definer(), which calls our
@@ -26,19 +26,37 @@
  *	- a set-returning function called in a select list is called once per
  *	  row, and each call counts as a hit.
  *
- * The counters are atomics in shared memory, updated without a lock:
- * at the start of a call, hits and active instances go up; at its end or
- * abort, active instances go down and the call's duration is added to the
- * time of completed calls.  Each backend keeps a stack of the calls it has
- * in progress, since calls nest (recursion included) and end in reverse
- * order; a backend that exits in the middle of calls (FATAL, termination)
- * takes its calls off the active instances as it exits, so no phantom
- * instance remains.
+ * The counters are kept per backend: each backend has, in shared memory, a
+ * block of counters with one CallCounters per entry of the set, which only
+ * that backend writes, with plain stores (no locked instruction, no cache
+ * line that another writer takes away); readers sum them over the backends
+ * when they read.  A call adds one to hits as it starts, and one to
+ * completed calls as it ends or is aborted by an error; the calls in
+ * progress, active instances, are the difference.  A block belongs to a
+ * backend number (MyProcNumber, or MyBackendId up to 16), not to a process:
+ * the next backend to get the number goes on with its counters, so that
+ * the sums never go back.  Each backend keeps a stack of the calls it has in
+ * progress, since calls nest (recursion included) and end in reverse order;
+ * a backend that exits in the middle of calls (FATAL, termination) ends them
+ * as it exits, so no phantom instance remains.
+ *
+ * The average time comes from the calls that are timed.  Two reads of the
+ * clock cost more than the rest of the bookkeeping of a call, so a function
+ * whose calls take less than TIME_EVERY_CALL_NS on average, in a backend,
+ * has one call in MEAN_TIMING_GAP timed there, at random gaps; each timed
+ * call stands for the calls of its gap, its own included, and its time
+ * counts that many times (timed_calls and timed_ns below), so that
+ * timed_ns / timed_calls estimates the mean of all the calls without bias.
+ * Longer calls, where the clock is a few percent of the call, are all
+ * timed, and so is the first call of a function in each backend.
  *
  * An entry of the set carries a generation, changed whenever the entry is
- * taken or freed, so that a call that started under one use of an entry
- * never counts towards the next.  A freed entry is not reused until its
- * last active call has ended.
+ * taken or freed.  A backend's counters of an entry carry the generation
+ * they count for; readers add up only the counters of the entry's current
+ * generation, and a backend that finds its counters of an older one starts
+ * them again from zero, and takes its calls in progress under the older one
+ * off them.  So a freed entry can be taken again at once, and no call that
+ * started under one use of an entry counts towards the next.
  *
  * The set survives a restart: it is written to PROFILED_FUNCTIONS_FILE in
  * the data directory at each change and read back when shared memory is
@@ -70,11 +88,14 @@
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "commands/dbcommands.h"
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
+#include "port/pg_bitutils.h"
 #include "portability/instr_time.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
@@ -88,6 +109,7 @@
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "dolon_common.h"
 #include "function_profiling.h"
 #include "protocol.h"
@@ -102,12 +124,21 @@
  */
 #define MAX_TRACKED_CALLS 4096
 
+/*
+ * Calls that take this long on average, in nanoseconds, are all timed; of
+ * shorter ones, one in MEAN_TIMING_GAP on average, at gaps of 1 to
+ * 2 * MEAN_TIMING_GAP - 1 calls.
+ */
+#define TIME_EVERY_CALL_NS 1000
+#define MEAN_TIMING_GAP 32
+
 /* Number of columns of dolon.function_stats_all() */
 #define FUNCTION_STATS_COLS 9
 
 /* The text of a function's signature, as shown by dolon.function_stats */
 #define MAX_SIGNATURE_BYTES 256
 
+/* An entry of the set of profiled functions */
 typedef struct ProfiledFunction
 {
 	/* Set under the lock; read without it, after checking generation */
@@ -116,17 +147,35 @@ typedef struct ProfiledFunction
 	char		signature[MAX_SIGNATURE_BYTES];
 	char		column[NAMEDATALEN];	/* base of the column names */
 
-	pg_atomic_uint64 generation;
-	pg_atomic_uint64 hits;
-	pg_atomic_uint64 active;	/* may dip below zero briefly: read signed */
-	pg_atomic_uint64 completed;
-	pg_atomic_uint64 completed_ns;
+	pg_atomic_uint64 generation;	/* 0 until first taken */
 } ProfiledFunction;
+
+/*
+ * One backend's counters of one entry.  Only that backend writes them;
+ * others read generation, the four counters (completed before hits, so
+ * that hits - completed is never below zero), and generation again, and
+ * keep what they read if generation did not change.  countdown and gap are
+ * the backend's own, kept here on the line it writes anyway.
+ */
+typedef struct CallCounters
+{
+	pg_atomic_uint64 generation;	/* of the entry they count for; 0 while
+									 * they start again from zero */
+	pg_atomic_uint64 hits;
+	pg_atomic_uint64 completed;
+	pg_atomic_uint64 timed_calls;	/* calls the timed calls stand for */
+	pg_atomic_uint64 timed_ns;	/* their time: each timed call's, times the
+								 * calls it stands for */
+	uint32		countdown;		/* calls to the next timed one, it included */
+	uint32		gap;			/* the calls that one will stand for */
+} CallCounters;
 
 typedef struct FunctionProfilingState
 {
 	LWLock	   *lock;			/* taking and freeing entries, the file */
 	pg_atomic_uint64 set_generation;	/* changes with the set */
+	pg_atomic_uint32 counting_backends; /* backends 0 to this - 1 may have
+										 * counted calls */
 	int			capacity;
 	ProfiledFunction entries[FLEXIBLE_ARRAY_MEMBER];
 } FunctionProfilingState;
@@ -134,16 +183,18 @@ typedef struct FunctionProfilingState
 /* A profiled function of this backend's database, in the local copy */
 typedef struct LocalProfiledFunction
 {
-	Oid			function;
+	Oid			function;		/* InvalidOid: an empty bucket */
 	int			entry;
 	uint64		generation;
+	CallCounters *counters;		/* this backend's, once found to count for
+								 * generation; NULL until then */
 } LocalProfiledFunction;
 
 /* A call in progress */
 typedef struct TrackedCall
 {
-	int			entry;			/* -1 if the function is not profiled */
-	uint64		generation;
+	CallCounters *counters;		/* NULL if the call is not counted */
+	uint32		weight;			/* if timed, the calls it stands for; else 0 */
 	instr_time	start;
 } TrackedCall;
 
@@ -157,15 +208,33 @@ typedef struct DroppedObject
 
 static FunctionProfilingState *profiling = NULL;
 
-/* This backend's copy of the set, sorted by function */
+/*
+ * The blocks of counters, one per backend number, each of capacity
+ * CallCounters rounded up to whole cache lines
+ */
+static char *call_counters = NULL;
+static Size counters_stride = 0;
+
+/*
+ * This backend's copy of the set: an open-addressing table of
+ * local_set_mask + 1 buckets, at most half full
+ */
 static LocalProfiledFunction *local_set = NULL;
+static uint32 local_set_mask = 0;
 static int	local_set_count = 0;
 static uint64 local_set_generation = 0;
+
+/* The last function looked up in the copy, and what was found (or NULL) */
+static Oid	last_function = InvalidOid;
+static LocalProfiledFunction *last_local = NULL;
+
+/* This backend's block of counters; NULL until its first profiled call */
+static CallCounters *my_counters = NULL;
+static bool counting_set_up = false;
 
 /* This backend's calls in progress, innermost last */
 static TrackedCall tracked_calls[MAX_TRACKED_CALLS];
 static int	call_depth = 0;
-static bool exit_callback_registered = false;
 
 /* What the current transaction dropped, in TopTransactionContext */
 static List *dropped_objects = NIL;
@@ -180,14 +249,28 @@ PG_FUNCTION_INFO_V1(dolon_unprofile);
 PG_FUNCTION_INFO_V1(dolon_clear);
 PG_FUNCTION_INFO_V1(dolon_function_stats);
 
+/* The bytes of one backend's block of counters */
+static Size
+counters_block_size(int capacity)
+{
+	return CACHELINEALIGN(mul_size(capacity, sizeof(CallCounters)));
+}
+
+/*
+ * The shared memory of function profiling: the set, and a block of
+ * counters for each backend number.  Called when MaxBackends is known.
+ */
 Size
 dolon_function_profiling_shmem_size(int capacity)
 {
-	return add_size(offsetof(FunctionProfilingState, entries),
-					mul_size(capacity,
-							 sizeof(ProfiledFunction)));
-}
+	Size		size;
 
+	size = add_size(offsetof(FunctionProfilingState, entries),
+					mul_size(capacity, sizeof(ProfiledFunction)));
+	size = add_size(size, PG_CACHE_LINE_SIZE);
+	return add_size(size, mul_size(MaxBackends,
+								   counters_block_size(capacity)));
+}
 /*
  * Write the set to PROFILED_FUNCTIONS_FILE, atomically.  Called with the
  * lock held exclusively, before the set's generation changes: until then no
@@ -234,7 +317,9 @@ save_profiled_functions(void)
 
 /*
  * Take a free entry for a function; the caller holds the lock exclusively.
- * Returns -1 if every entry is taken or still has active calls.
+ * Returns -1 if every entry is taken.  A free entry can be taken at once:
+ * the calls that started under its last use, if some are still in
+ * progress, end on counters of that use, which no reader adds up any more.
  */
 static int
 take_entry(Oid database, Oid function, const char *signature,
@@ -246,13 +331,9 @@ take_entry(Oid database, Oid function, const char *signature,
 	{
 		ProfiledFunction *entry = &profiling->entries[i];
 
-		if (OidIsValid(entry->function) ||
-			(int64) pg_atomic_read_u64(&entry->active) > 0)
+		if (OidIsValid(entry->function))
 			continue;
 
-		pg_atomic_write_u64(&entry->hits, 0);
-		pg_atomic_write_u64(&entry->completed, 0);
-		pg_atomic_write_u64(&entry->completed_ns, 0);
 		entry->database = database;
 		strlcpy(entry->signature, signature, sizeof(entry->signature));
 		strlcpy(entry->column, column, sizeof(entry->column));
@@ -266,7 +347,7 @@ take_entry(Oid database, Oid function, const char *signature,
 
 /*
  * Free an entry; the caller holds the lock exclusively.  Calls still in
- * progress will only take themselves off its active instances.
+ * progress end on the counters of the use they started under.
  */
 static void
 free_entry(ProfiledFunction *entry)
@@ -333,29 +414,27 @@ load_profiled_functions(void)
 void
 dolon_function_profiling_shmem_init(int capacity)
 {
+	Size		size = dolon_function_profiling_shmem_size(capacity);
+	Size		set_size;
 	bool		found;
 	int			i;
 
-	profiling = ShmemInitStruct("dolon function profiling",
-								dolon_function_profiling_shmem_size(capacity),
-								&found);
+	profiling = ShmemInitStruct("dolon function profiling", size, &found);
+	set_size = CACHELINEALIGN(add_size(offsetof(FunctionProfilingState, entries),
+									   mul_size(capacity, sizeof(ProfiledFunction))));
+	call_counters = (char *) CACHELINEALIGN((char *) profiling + set_size);
+	counters_stride = counters_block_size(capacity);
 	if (found)
 		return;
 
+	/* Zero: every backend's counters of every entry, of no generation */
+	memset(profiling, 0, size);
 	profiling->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_FUNCTIONS].lock;
 	pg_atomic_init_u64(&profiling->set_generation, 1);
+	pg_atomic_init_u32(&profiling->counting_backends, 0);
 	profiling->capacity = capacity;
 	for (i = 0; i < profiling->capacity; i++)
-	{
-		ProfiledFunction *entry = &profiling->entries[i];
-
-		memset(entry, 0, sizeof(ProfiledFunction));
-		pg_atomic_init_u64(&entry->generation, 0);
-		pg_atomic_init_u64(&entry->hits, 0);
-		pg_atomic_init_u64(&entry->active, 0);
-		pg_atomic_init_u64(&entry->completed, 0);
-		pg_atomic_init_u64(&entry->completed_ns, 0);
-	}
+		pg_atomic_init_u64(&profiling->entries[i].generation, 0);
 	load_profiled_functions();
 }
 
@@ -365,64 +444,90 @@ dolon_profiled_functions_generation(void)
 	return profiling ? pg_atomic_read_u64(&profiling->set_generation) : 0;
 }
 
-static int
-compare_local_functions(const void *a, const void *b)
+/* The bucket of a function in the local copy of the set */
+static inline uint32
+local_bucket(Oid function)
 {
-	Oid			fa = ((const LocalProfiledFunction *) a)->function;
-	Oid			fb = ((const LocalProfiledFunction *) b)->function;
-
-	return fa < fb ? -1 : fa > fb ? 1 : 0;
+	return murmurhash32(function) & local_set_mask;
 }
 
 /*
- * Bring this backend's copy of the set up to date, if it is not.
+ * Rebuild this backend's copy of the set, which is out of date: the
+ * functions of this database, at most half filling a table whose size is a
+ * power of two.
  */
-static void
-refresh_local_set(void)
+static pg_noinline void
+rebuild_local_set(void)
 {
-	uint64		generation = pg_atomic_read_u64(&profiling->set_generation);
+	int			count = 0;
+	uint32		buckets;
 	int			i;
 
-	if (generation == local_set_generation)
-		return;
-
-	if (local_set == NULL)
-		local_set = MemoryContextAlloc(TopMemoryContext,
-									   profiling->capacity *
-									   sizeof(LocalProfiledFunction));
-	local_set_count = 0;
-
+	local_set_count = 0;		/* stays so if the allocation fails */
+	last_function = InvalidOid;
 	LWLockAcquire(profiling->lock, LW_SHARED);
 	for (i = 0; i < profiling->capacity; i++)
 	{
+		if (OidIsValid(profiling->entries[i].function) &&
+			profiling->entries[i].database == MyDatabaseId)
+			count++;
+	}
+	buckets = pg_nextpower2_32(Max(2 * count, 8));
+	if (local_set == NULL || buckets != local_set_mask + 1)
+	{
+		if (local_set != NULL)
+			pfree(local_set);
+		local_set = NULL;
+		local_set = MemoryContextAlloc(TopMemoryContext,
+									   buckets * sizeof(LocalProfiledFunction));
+		local_set_mask = buckets - 1;
+	}
+	memset(local_set, 0, buckets * sizeof(LocalProfiledFunction));
+	for (i = 0; i < profiling->capacity; i++)
+	{
 		ProfiledFunction *entry = &profiling->entries[i];
+		uint32		bucket;
 
 		if (!OidIsValid(entry->function) || entry->database != MyDatabaseId)
 			continue;
-		local_set[local_set_count].function = entry->function;
-		local_set[local_set_count].entry = i;
-		local_set[local_set_count].generation =
-			pg_atomic_read_u64(&entry->generation);
+		bucket = local_bucket(entry->function);
+		while (OidIsValid(local_set[bucket].function))
+			bucket = (bucket + 1) & local_set_mask;
+		local_set[bucket].function = entry->function;
+		local_set[bucket].entry = i;
+		local_set[bucket].generation = pg_atomic_read_u64(&entry->generation);
 		local_set_count++;
 	}
 	/* Read under the lock: a change after this is seen next time */
 	local_set_generation = pg_atomic_read_u64(&profiling->set_generation);
 	LWLockRelease(profiling->lock);
-
-	qsort(local_set, local_set_count, sizeof(LocalProfiledFunction),
-		  compare_local_functions);
 }
 
-static LocalProfiledFunction *
+/*
+ * This backend's copy of the set's entry of a function, brought up to date
+ * first if the set changed; NULL if the function is not profiled in this
+ * database.
+ */
+static inline LocalProfiledFunction *
 find_local(Oid function)
 {
-	LocalProfiledFunction key;
+	uint32		bucket;
 
+	if (unlikely(pg_atomic_read_u64(&profiling->set_generation) != local_set_generation))
+		rebuild_local_set();
+	if (function == last_function)
+		return last_local;
 	if (local_set_count == 0)
 		return NULL;
-	key.function = function;
-	return bsearch(&key, local_set, local_set_count,
-				   sizeof(LocalProfiledFunction), compare_local_functions);
+	last_function = function;
+	for (bucket = local_bucket(function);
+		 OidIsValid(local_set[bucket].function);
+		 bucket = (bucket + 1) & local_set_mask)
+	{
+		if (local_set[bucket].function == function)
+			return last_local = &local_set[bucket];
+	}
+	return last_local = NULL;
 }
 
 /*
@@ -435,13 +540,19 @@ profiling_needs_fmgr_hook(Oid function)
 		return true;
 	if (!OidIsValid(MyDatabaseId))
 		return false;
-	refresh_local_set();
 	return find_local(function) != NULL;
 }
 
+/* Add to a counter that only this backend writes: no locked instruction */
+static inline void
+add_own(pg_atomic_uint64 *counter, int64 delta)
+{
+	pg_atomic_write_u64(counter, pg_atomic_read_u64(counter) + delta);
+}
+
 /*
- * Take the calls this backend has in progress off the active instances; at
- * exit, as the calls will not end.
+ * End the calls this backend has in progress, at its exit: they will not
+ * end otherwise.
  */
 static void
 end_tracked_calls(int code, Datum arg)
@@ -450,9 +561,108 @@ end_tracked_calls(int code, Datum arg)
 	{
 		call_depth--;
 		if (call_depth < MAX_TRACKED_CALLS &&
-			tracked_calls[call_depth].entry >= 0)
-			pg_atomic_fetch_sub_u64(&profiling->entries[tracked_calls[call_depth].entry].active, 1);
+			tracked_calls[call_depth].counters != NULL)
+			add_own(&tracked_calls[call_depth].counters->completed, 1);
 	}
+}
+
+/*
+ * Find this backend's block of counters, on its first profiled call.  A
+ * process with no backend number (none calls functions today) counts
+ * nothing.
+ */
+static pg_noinline void
+set_up_counting(void)
+{
+	int			backend = dolon_backend_number();
+	uint32		counting;
+
+	counting_set_up = true;
+	if (backend < 0 || backend >= MaxBackends)
+		return;
+
+	/* Readers look at the blocks of backends below counting_backends */
+	counting = pg_atomic_read_u32(&profiling->counting_backends);
+	while (counting < (uint32) backend + 1 &&
+		   !pg_atomic_compare_exchange_u32(&profiling->counting_backends,
+										   &counting, (uint32) backend + 1))
+		;
+	before_shmem_exit(end_tracked_calls, (Datum) 0);
+	my_counters = (CallCounters *) (call_counters + backend * counters_stride);
+}
+
+/*
+ * Start this backend's counters of an entry again from zero, for a newer
+ * generation of the entry than they count for.  Its calls in progress
+ * under an older generation no longer end on them.
+ */
+static pg_noinline void
+restart_counters(CallCounters *counters, uint64 generation)
+{
+	int			i;
+
+	for (i = 0; i < Min(call_depth, MAX_TRACKED_CALLS); i++)
+	{
+		if (tracked_calls[i].counters == counters)
+			tracked_calls[i].counters = NULL;
+	}
+	pg_atomic_write_u64(&counters->generation, 0);
+	pg_write_barrier();
+	pg_atomic_write_u64(&counters->hits, 0);
+	pg_atomic_write_u64(&counters->completed, 0);
+	pg_atomic_write_u64(&counters->timed_calls, 0);
+	pg_atomic_write_u64(&counters->timed_ns, 0);
+	counters->countdown = 1;	/* the first call is timed */
+	counters->gap = 1;
+	pg_write_barrier();
+	pg_atomic_write_u64(&counters->generation, generation);
+}
+
+/*
+ * This backend's counters of a function of its copy of the set, checked to
+ * count for the generation of the copy, or started again for it; NULL if
+ * this backend cannot count (no backend number, or a copy of the set
+ * older than its counters).
+ */
+static pg_noinline CallCounters *
+own_counters(LocalProfiledFunction *local)
+{
+	CallCounters *counters;
+	uint64		generation;
+
+	if (!counting_set_up)
+		set_up_counting();
+	if (my_counters == NULL)
+		return NULL;
+
+	counters = &my_counters[local->entry];
+	generation = pg_atomic_read_u64(&counters->generation);
+	if (generation != local->generation)
+	{
+		if (generation > local->generation)
+			return NULL;
+		restart_counters(counters, local->generation);
+	}
+	return local->counters = counters;
+}
+
+/*
+ * The number of calls from the one after a timed call to the next timed
+ * one, included: 1 while this backend's calls of the function take
+ * TIME_EVERY_CALL_NS or more on average; otherwise at random, 1 to
+ * 2 * MEAN_TIMING_GAP - 1, so that no pattern of the calls is sampled in
+ * step with it.
+ */
+static pg_noinline uint32
+next_timing_gap(CallCounters *counters)
+{
+	uint64		timed_calls = pg_atomic_read_u64(&counters->timed_calls);
+
+	if (timed_calls == 0 ||
+		pg_atomic_read_u64(&counters->timed_ns) >= TIME_EVERY_CALL_NS * timed_calls)
+		return 1;
+	return (uint32) pg_prng_uint64_range(&pg_global_prng_state, 1,
+										 2 * MEAN_TIMING_GAP - 1);
 }
 
 static void
@@ -460,41 +670,55 @@ start_call(Oid function)
 {
 	TrackedCall *call;
 	LocalProfiledFunction *local;
-	ProfiledFunction *entry;
+	CallCounters *counters = NULL;
+
+	/*
+	 * What may fail (bringing the copy of the set up to date, setting up
+	 * this backend's counters) comes before the call is tracked: an error in
+	 * this hook at the start of a call aborts the call without an end.  A
+	 * function may have stopped being profiled since fmgr_info(); a
+	 * SECURITY DEFINER function that is not profiled comes here too.
+	 */
+	local = find_local(function);
+	if (local != NULL)
+	{
+		counters = local->counters;
+		if (unlikely(counters == NULL))
+			counters = own_counters(local);
+	}
 
 	if (call_depth++ >= MAX_TRACKED_CALLS)
 		return;
 	call = &tracked_calls[call_depth - 1];
-	call->entry = -1;
-
-	/* A function may have stopped being profiled since fmgr_info() */
-	refresh_local_set();
-	local = find_local(function);
-	if (local == NULL)
-		return;					/* a SECURITY DEFINER function, for one */
-
-	/*
-	 * Count the call as active before checking that the entry is still the
-	 * one we know: an entry is only reused when it has no active call.
-	 */
-	entry = &profiling->entries[local->entry];
-	pg_atomic_fetch_add_u64(&entry->active, 1);
-	if (pg_atomic_read_u64(&entry->generation) != local->generation)
-	{
-		pg_atomic_fetch_sub_u64(&entry->active, 1);
+	call->counters = counters;
+	if (counters == NULL)
 		return;
-	}
-	pg_atomic_fetch_add_u64(&entry->hits, 1);
 
-	call->entry = local->entry;
-	call->generation = local->generation;
-	INSTR_TIME_SET_CURRENT(call->start);
-
-	if (!exit_callback_registered)
+	add_own(&counters->hits, 1);
+	call->weight = 0;
+	if (unlikely(--counters->countdown == 0))
 	{
-		before_shmem_exit(end_tracked_calls, (Datum) 0);
-		exit_callback_registered = true;
+		call->weight = counters->gap;
+		counters->gap = next_timing_gap(counters);
+		counters->countdown = counters->gap;
+		INSTR_TIME_SET_CURRENT(call->start);
 	}
+}
+
+/*
+ * A timed call ends: add its time, for the calls it stands for.  Apart
+ * from end_call(), which stays a leaf with nothing on its stack.
+ */
+static pg_noinline void
+add_timed_call(const TrackedCall *call, CallCounters *counters)
+{
+	instr_time	duration;
+
+	INSTR_TIME_SET_CURRENT(duration);
+	INSTR_TIME_SUBTRACT(duration, call->start);
+	add_own(&counters->timed_ns,
+			(int64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9) * call->weight);
+	add_own(&counters->timed_calls, call->weight);
 }
 
 /*
@@ -504,28 +728,20 @@ static void
 end_call(void)
 {
 	TrackedCall *call;
-	ProfiledFunction *entry;
+	CallCounters *counters;
 
 	if (call_depth == 0)
 		return;
 	if (--call_depth >= MAX_TRACKED_CALLS)
 		return;
 	call = &tracked_calls[call_depth];
-	if (call->entry < 0)
+	counters = call->counters;
+	if (counters == NULL)
 		return;
 
-	entry = &profiling->entries[call->entry];
-	if (pg_atomic_read_u64(&entry->generation) == call->generation)
-	{
-		instr_time	duration;
-
-		INSTR_TIME_SET_CURRENT(duration);
-		INSTR_TIME_SUBTRACT(duration, call->start);
-		pg_atomic_fetch_add_u64(&entry->completed_ns,
-								(uint64) (INSTR_TIME_GET_DOUBLE(duration) * 1e9));
-		pg_atomic_fetch_add_u64(&entry->completed, 1);
-	}
-	pg_atomic_fetch_sub_u64(&entry->active, 1);
+	if (unlikely(call->weight > 0))
+		add_timed_call(call, counters);
+	add_own(&counters->completed, 1);
 }
 
 /*
@@ -681,7 +897,6 @@ profiling_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 
 	if (classId == ProcedureRelationId)
 	{
-		refresh_local_set();
 		if (find_local(objectId) != NULL)
 			remember_dropped(MyDatabaseId, objectId);
 	}
@@ -697,6 +912,7 @@ dolon_install_function_hooks(void)
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = profiling_fmgr_hook;
 	prev_object_access_hook = object_access_hook;
+	object_access_hook = profiling_object_access;
 	object_access_hook = profiling_object_access;
 }
 
@@ -753,32 +969,90 @@ dolon_add_function_columns(DolonColumns **columns)
 }
 
 /*
- * The value of a function column now; null if the function is no longer
- * profiled.
+ * Sum the counters of an entry, for its use number generation, over the
+ * backends.  Each backend's counters are read between two reads of their
+ * generation, and left out if it changed: they were starting again.
  */
-double
-dolon_function_column_value(const DolonColumn *column, bool *isnull)
+static void
+sum_counters(int i, uint64 generation, DolonFunctionCounters *sums)
+{
+	uint32		backends = pg_atomic_read_u32(&profiling->counting_backends);
+	uint32		b;
+
+	sums->hits = 0;
+	sums->active = 0;
+	sums->completed = 0;
+	sums->timed_calls = 0;
+	sums->timed_ns = 0;
+	pg_read_barrier();
+	for (b = 0; b < backends; b++)
+	{
+		CallCounters *counters;
+		uint64		hits,
+					completed,
+					timed_calls,
+					timed_ns;
+
+		counters = (CallCounters *) (call_counters + b * counters_stride) + i;
+		if (pg_atomic_read_u64(&counters->generation) != generation)
+			continue;
+		pg_read_barrier();
+		completed = pg_atomic_read_u64(&counters->completed);
+		pg_read_barrier();
+		hits = pg_atomic_read_u64(&counters->hits);
+		timed_calls = pg_atomic_read_u64(&counters->timed_calls);
+		timed_ns = pg_atomic_read_u64(&counters->timed_ns);
+		pg_read_barrier();
+		if (pg_atomic_read_u64(&counters->generation) != generation)
+			continue;
+		sums->hits += hits;
+		sums->active += hits - completed;
+		sums->completed += completed;
+		sums->timed_calls += timed_calls;
+		sums->timed_ns += timed_ns;
+	}
+}
+
+/*
+ * The counters of the function of a function column, summed over the
+ * backends; false if the function is no longer profiled.
+ */
+bool
+dolon_sum_function_column(const DolonColumn *column,
+						  DolonFunctionCounters *counters)
 {
 	ProfiledFunction *entry = &profiling->entries[column->entry];
-	uint64		completed;
-	int64		active;
 
-	*isnull = pg_atomic_read_u64(&entry->generation) != column->entry_generation;
-	if (*isnull)
-		return 0;
+	if (pg_atomic_read_u64(&entry->generation) != column->entry_generation)
+		return false;
+	sum_counters(column->entry, column->entry_generation, counters);
+	return true;
+}
 
+/* The mean seconds of a function's completed calls; 0 before one completes */
+double
+dolon_function_average_seconds(const DolonFunctionCounters *counters)
+{
+	return counters->timed_calls > 0 ?
+		counters->timed_ns / 1e9 / counters->timed_calls : 0;
+}
+
+/*
+ * The value of a function column, from the counters of its function
+ * (dolon_sum_function_column)
+ */
+double
+dolon_function_column_value(const DolonColumn *column,
+							const DolonFunctionCounters *counters)
+{
 	switch (column->kind)
 	{
 		case COLUMN_FUNCTION_HITS:
-			return (double) pg_atomic_read_u64(&entry->hits);
+			return (double) counters->hits;
 		case COLUMN_FUNCTION_ACTIVE_INSTANCES:
-			active = (int64) pg_atomic_read_u64(&entry->active);
-			return active > 0 ? (double) active : 0;
+			return (double) counters->active;
 		case COLUMN_FUNCTION_AVERAGE_TIME:
-			completed = pg_atomic_read_u64(&entry->completed);
-			if (completed == 0)
-				return 0;
-			return pg_atomic_read_u64(&entry->completed_ns) / 1e9 / completed;
+			return dolon_function_average_seconds(counters);
 		default:
 			elog(ERROR, "not a function column");
 	}
@@ -1007,7 +1281,6 @@ dolon_read_function_counters(int *count)
 	{
 		ProfiledFunction *entry = &profiling->entries[i];
 		DolonFunctionCounters *function = &functions[n];
-		int64		active;
 
 		if (!OidIsValid(entry->function))
 			continue;
@@ -1015,11 +1288,7 @@ dolon_read_function_counters(int *count)
 		function->function = entry->function;
 		function->signature = pstrdup(entry->signature);
 		function->column = pstrdup(entry->column);
-		function->hits = (int64) pg_atomic_read_u64(&entry->hits);
-		active = (int64) pg_atomic_read_u64(&entry->active);
-		function->active = active > 0 ? active : 0;
-		function->completed = (int64) pg_atomic_read_u64(&entry->completed);
-		function->completed_ns = pg_atomic_read_u64(&entry->completed_ns);
+		sum_counters(i, pg_atomic_read_u64(&entry->generation), function);
 		n++;
 	}
 	LWLockRelease(profiling->lock);
@@ -1059,8 +1328,7 @@ dolon_function_stats(PG_FUNCTION_ARGS)
 		values[5] = Int64GetDatum(function->hits);
 		values[6] = Int64GetDatum(function->active);
 		values[7] = Int64GetDatum(function->completed);
-		values[8] = Float8GetDatum(function->completed > 0 ?
-								   function->completed_ns / 1e9 / function->completed : 0);
+		values[8] = Float8GetDatum(dolon_function_average_seconds(function));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 

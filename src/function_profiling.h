@@ -22,7 +22,8 @@ typedef struct DolonFunctionCounters
 	int64		hits;			/* calls started */
 	int64		active;			/* calls in progress */
 	int64		completed;		/* calls ended, by a return or an error */
-	uint64		completed_ns;	/* their total time */
+	int64		timed_calls;	/* calls that the timed calls stand for */
+	int64		timed_ns;		/* their time, estimated from the timed ones */
 } DolonFunctionCounters;
 
 extern Size dolon_function_profiling_shmem_size(int capacity);
@@ -31,7 +32,10 @@ extern void dolon_install_function_hooks(void);
 extern uint64 dolon_profiled_functions_generation(void);
 extern DolonFunctionCounters *dolon_read_function_counters(int *count);
 extern int	dolon_add_function_columns(DolonColumns **columns);
+extern bool dolon_sum_function_column(const DolonColumn *column,
+									  DolonFunctionCounters *counters);
 extern double dolon_function_column_value(const DolonColumn *column,
-										  bool *isnull);
+										  const DolonFunctionCounters *counters);
+extern double dolon_function_average_seconds(const DolonFunctionCounters *counters);
 
 #endif							/* DOLON_FUNCTION_PROFILING_H */

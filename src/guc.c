@@ -228,7 +228,7 @@ dolon_define_settings(void)
 
 	DefineCustomIntVariable("dolon.max_profiled_functions",
 							"Maximum number of functions profiled at once.",
-							NULL,
+							"Each possible backend has 48 bytes of counters per function in shared memory.",
 							&dolon_max_profiled_functions,
 							100,
 							1,

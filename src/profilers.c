@@ -430,6 +430,9 @@ void
 dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
 				 double *values, bool *nulls)
 {
+	DolonFunctionCounters function;
+	int			summed_entry = -1;
+	bool		profiled = false;
 	int			i;
 
 	for (i = 0; i < columns->count; i++)
@@ -450,7 +453,15 @@ dolon_sample_row(DolonSample *sample, const DolonColumns *columns,
 			case COLUMN_FUNCTION_HITS:
 			case COLUMN_FUNCTION_ACTIVE_INSTANCES:
 			case COLUMN_FUNCTION_AVERAGE_TIME:
-				values[i] = dolon_function_column_value(column, &nulls[i]);
+				/* A function's columns follow one another: summed once */
+				if (column->entry != summed_entry)
+				{
+					profiled = dolon_sum_function_column(column, &function);
+					summed_entry = column->entry;
+				}
+				nulls[i] = !profiled;
+				values[i] = profiled ?
+					dolon_function_column_value(column, &function) : 0;
 				break;
 		}
 	}
