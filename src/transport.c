@@ -70,11 +70,12 @@ dolon_sender_init(DolonSender *sender)
 }
 
 /*
- * Close the socket.  A stream closed in the middle of a line is reset, so
- * that its backend drops the part it has rather than take it as a line.
+ * Close the socket, if one is open; the worker calls this as it exits, too.
+ * A stream closed in the middle of a line is reset, so that its backend
+ * drops the part it has rather than take it as a line.
  */
-static void
-close_socket(DolonSender *sender)
+void
+dolon_sender_close(DolonSender *sender)
 {
 	if (sender->sock != PGINVALID_SOCKET)
 	{
@@ -105,7 +106,7 @@ dolon_sender_set_target(DolonSender *sender, const char *host, int port,
 		sender->stream == stream)
 		return false;
 
-	close_socket(sender);
+	dolon_sender_close(sender);
 	strlcpy(sender->host, host, sizeof(sender->host));
 	sender->port = port;
 	sender->stream = stream;
@@ -157,7 +158,7 @@ open_socket(DolonSender *sender, const struct sockaddr *addr,
 		return false;
 	}
 
-	close_socket(sender);
+	dolon_sender_close(sender);
 	sender->sock = sock;
 	sender->connecting = sender->stream;
 	sender->progress_at = GetCurrentTimestamp();
@@ -282,7 +283,7 @@ stream_failed(DolonSender *sender)
 {
 	if (sender->mid_line)
 		sender->drop_partial_line = true;
-	close_socket(sender);
+	dolon_sender_close(sender);
 	sender->next_connect = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 													   sender->backoff_ms);
 	sender->backoff_ms = Min(sender->backoff_ms * 2, STREAM_BACKOFF_MAX_MS);

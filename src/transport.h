@@ -52,5 +52,6 @@ extern bool dolon_sender_send(DolonSender *sender, const char *data,
 extern pgsocket dolon_sender_wait_socket(const DolonSender *sender,
 										 TimestampTz *retry_at);
 extern void dolon_sender_flush(DolonSender *sender);
+extern void dolon_sender_close(DolonSender *sender);
 
 #endif							/* DOLON_TRANSPORT_H */

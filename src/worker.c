@@ -184,6 +184,17 @@ tracer_status_detach(int code, Datum arg)
 }
 
 /*
+ * on_proc_exit callback: close the socket to the backend ourselves, so that
+ * a stream cut in the middle of a line is reset (see transport.c) rather
+ * than ended by the kernel as the process goes.
+ */
+static void
+close_sender(int code, Datum arg)
+{
+	dolon_sender_close((DolonSender *) DatumGetPointer(arg));
+}
+
+/*
  * Take the slot and reset its status.  A tracer started from SQL checks
  * that the slot still holds the definition it was started for: after a
  * crash, shared memory is new, and the configured tracer starts the
@@ -429,6 +440,7 @@ dolon_tracer_main(Datum main_arg)
 												  "dolon tracer sample",
 												  ALLOCSET_DEFAULT_SIZES);
 	dolon_sender_init(&tracer.sender);
+	on_proc_exit(close_sender, PointerGetDatum(&tracer.sender));
 	initStringInfo(&tracer.message);
 	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);
 

@@ -436,6 +436,36 @@ ok($first_second <= $away_since, '... the rows of the time it was away among the
 close $connection;
 close $listener;
 
+# A tracer that exits in the middle of a line resets its connection, so that
+# Graphite drops the part it has rather than take it as a line.  A tracer at
+# 10 ms sends to a Graphite that accepts and does not read, until its socket
+# and its buffer are full (it drops rows, counted as send errors): the last
+# write the socket took most likely ended in the middle of a line.  Then the
+# tracer stops; what arrives ends with a whole line, or with a reset.
+$listener = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $graphite_port,
+	Proto => 'tcp', Listen => 5, ReuseAddr => 1) or die "cannot listen on $graphite_port: $!";
+$node->safe_psql('postgres', qq{
+	SELECT dolon.start_tracer('midline', '10ms', 'graphite://127.0.0.1', $graphite_port, 'max_connections')});
+IO::Select->new($listener)->can_read(60) or die 'the tracer "midline" does not connect';
+$connection = $listener->accept;
+ok( $node->poll_query_until('postgres',
+		q{SELECT send_errors > 0 FROM dolon.tracers WHERE tracer_name = 'midline'}),
+	'a tracer sending to a Graphite that does not read fills its buffer and drops rows');
+$node->safe_psql('postgres', q{SELECT dolon.stop_tracer('midline')});
+my ($received, $ending) = ('', 'nothing');
+while (IO::Select->new($connection)->can_read(60))
+{
+	my $got = sysread($connection, $received, 65536, length $received);
+	next if $got;
+	$ending = defined $got ? 'end' : $!{ECONNRESET} ? 'reset' : "error: $!";
+	last;
+}
+ok($ending eq 'reset' || ($ending eq 'end' && $received =~ /\n\z/),
+	"stopped, it leaves Graphite no part of a line: its connection is reset, or ends after a whole line (got $ending after "
+	  . length($received) . ' bytes' . ($received =~ /\n\z/ ? '' : ', the last line cut') . ')');
+close $connection;
+close $listener;
+
 # ---- dolon.start_tracer, dolon.tracers ----
 
 $node->safe_psql('postgres', qq{
