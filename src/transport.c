@@ -9,6 +9,8 @@
  * that moves is found again; never more often than every
  * RESOLVE_RETRY_INTERVAL_MS, since a failing DNS lookup blocks.  IPv4
  * addresses are tried before IPv6 ones, as mnemic backends listen on IPv4.
+ * Datagrams go to the first address a socket can be connected to; a stream
+ * tries each address in turn, until one takes the connection.
  *
  * A UDP socket is connected, so that the ICMP "port unreachable" of a
  * backend that is down comes back as ECONNREFUSED on a later send: the
@@ -111,7 +113,8 @@ dolon_sender_set_target(DolonSender *sender, const char *host, int port,
 	sender->port = port;
 	sender->stream = stream;
 	sender->last_resolve = 0;
-	sender->addrlen = 0;
+	sender->naddresses = 0;
+	sender->address = 0;
 	sender->next_connect = 0;
 	sender->backoff_ms = STREAM_BACKOFF_MIN_MS;
 	sender->pending_start = sender->pending_end = 0;
@@ -129,13 +132,14 @@ address_family_rank(const struct addrinfo *ai)
 }
 
 /*
- * A new non-blocking socket connected, or connecting, to addr.  A stream's
- * connection in progress is one: sender->connecting says so.
+ * A new non-blocking socket connected, or connecting, to the host's address
+ * number index; it replaces the old one.  A stream's connection in progress
+ * is one: sender->connecting says so.
  */
 static bool
-open_socket(DolonSender *sender, const struct sockaddr *addr,
-			socklen_t addrlen)
+open_socket(DolonSender *sender, int index)
 {
+	const struct sockaddr *addr = (struct sockaddr *) &sender->addresses[index];
 	pgsocket	sock;
 
 	sock = socket(addr->sa_family,
@@ -148,7 +152,7 @@ open_socket(DolonSender *sender, const struct sockaddr *addr,
 				 sender->stream ? "TCP" : "UDP");
 		return false;
 	}
-	if (connect(sock, addr, addrlen) != 0 &&
+	if (connect(sock, addr, sender->address_lengths[index]) != 0 &&
 		!(sender->stream && errno == EINPROGRESS))
 	{
 		snprintf(sender->error, sizeof(sender->error),
@@ -160,25 +164,39 @@ open_socket(DolonSender *sender, const struct sockaddr *addr,
 
 	dolon_sender_close(sender);
 	sender->sock = sock;
+	sender->address = index;
 	sender->connecting = sender->stream;
 	sender->progress_at = GetCurrentTimestamp();
-	memcpy(&sender->addr, addr, addrlen);
-	sender->addrlen = addrlen;
 	return true;
 }
 
 /*
- * Resolve the backend's host and connect a new socket to the first address
- * that takes it.  On success the new socket replaces the old one, unless
- * the address is the same, in which case the old one is kept.
+ * Open a socket to the first of the host's addresses, from number index on,
+ * that takes one.  sender->error says why if none does.
  */
 static bool
-resolve_and_connect(DolonSender *sender)
+open_from(DolonSender *sender, int index)
+{
+	for (; index < sender->naddresses; index++)
+	{
+		if (open_socket(sender, index))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Resolve the backend's host into sender->addresses, IPv4 ones first.  The
+ * addresses resolved before are kept if it fails.
+ */
+static bool
+resolve(DolonSender *sender)
 {
 	struct addrinfo hints;
 	struct addrinfo *addresses;
 	char		port_text[16];
 	int			rank;
+	int			count = 0;
 	int			rc;
 
 	sender->last_resolve = GetCurrentTimestamp();
@@ -197,35 +215,66 @@ resolve_and_connect(DolonSender *sender)
 				 sender->host, gai_strerror(rc));
 		return false;
 	}
-
-	snprintf(sender->error, sizeof(sender->error),
-			 "could not connect to \"%s\" port %d: no usable address",
-			 sender->host, sender->port);
 	for (rank = 0; rank < 2; rank++)
 	{
 		struct addrinfo *ai;
 
 		for (ai = addresses; ai != NULL; ai = ai->ai_next)
 		{
-			if (address_family_rank(ai) != rank)
+			if (address_family_rank(ai) != rank ||
+				count == DOLON_SENDER_MAX_ADDRESSES)
 				continue;
-
-			if (sender->sock != PGINVALID_SOCKET &&
-				ai->ai_addrlen == sender->addrlen &&
-				memcmp(ai->ai_addr, &sender->addr, ai->ai_addrlen) == 0)
-			{
-				freeaddrinfo(addresses);
-				return true;
-			}
-
-			if (open_socket(sender, ai->ai_addr, ai->ai_addrlen))
-			{
-				freeaddrinfo(addresses);
-				return true;
-			}
+			memcpy(&sender->addresses[count], ai->ai_addr, ai->ai_addrlen);
+			sender->address_lengths[count] = ai->ai_addrlen;
+			count++;
 		}
 	}
 	freeaddrinfo(addresses);
+	if (count == 0)
+	{
+		snprintf(sender->error, sizeof(sender->error),
+				 "could not connect to \"%s\" port %d: no usable address",
+				 sender->host, sender->port);
+		return false;
+	}
+	sender->naddresses = count;
+	return true;
+}
+
+/*
+ * Resolve the backend's host and connect a new socket to the first address
+ * that takes it.  A socket already connected to an address that comes
+ * before is kept.  If the name resolves but no address takes a socket, the
+ * old socket is closed: it is connected to none of the addresses kept.
+ */
+static bool
+resolve_and_connect(DolonSender *sender)
+{
+	struct sockaddr_storage current;
+	socklen_t	current_length = 0;
+	int			index;
+
+	if (sender->sock != PGINVALID_SOCKET)
+	{
+		current = sender->addresses[sender->address];
+		current_length = sender->address_lengths[sender->address];
+	}
+	if (!resolve(sender))
+		return false;
+
+	for (index = 0; index < sender->naddresses; index++)
+	{
+		if (current_length != 0 &&
+			sender->address_lengths[index] == current_length &&
+			memcmp(&sender->addresses[index], &current, current_length) == 0)
+		{
+			sender->address = index;
+			return true;
+		}
+		if (open_socket(sender, index))
+			return true;
+	}
+	dolon_sender_close(sender);
 	return false;
 }
 
@@ -290,6 +339,22 @@ stream_failed(DolonSender *sender)
 }
 
 /*
+ * The attempt to connect the stream to the current address failed, as
+ * sender->error says: try the host's next addresses, and once none is left,
+ * fail with that error.
+ */
+static void
+stream_next_address(DolonSender *sender)
+{
+	char		error[sizeof(sender->error)];
+
+	strlcpy(error, sender->error, sizeof(error));
+	if (!open_from(sender, sender->address + 1))
+		stream_failed(sender);
+	strlcpy(sender->error, error, sizeof(sender->error));
+}
+
+/*
  * Has the stream's connection, or its attempt, made no progress for
  * STREAM_STALL_MS?
  */
@@ -316,15 +381,10 @@ stream_connect(DolonSender *sender)
 			return false;		/* sender->error holds the last failure */
 		if (resolve_retry_due(sender))
 			opened = resolve_and_connect(sender);
-		else if (sender->addrlen == 0)
+		else if (sender->naddresses == 0)
 			return false;		/* the name did not resolve lately */
 		else
-		{
-			struct sockaddr_storage addr = sender->addr;
-
-			opened = open_socket(sender, (struct sockaddr *) &addr,
-								 sender->addrlen);
-		}
+			opened = open_from(sender, 0);
 		if (!opened)
 		{
 			stream_failed(sender);
@@ -345,7 +405,7 @@ stream_connect(DolonSender *sender)
 			snprintf(sender->error, sizeof(sender->error),
 					 "could not connect to \"%s\" port %d: no answer in %d s",
 					 sender->host, sender->port, STREAM_STALL_MS / 1000);
-			stream_failed(sender);
+			stream_next_address(sender);
 			return false;
 		}
 		if (getsockopt(sender->sock, SOL_SOCKET, SO_ERROR, &error,
@@ -357,7 +417,7 @@ stream_connect(DolonSender *sender)
 			snprintf(sender->error, sizeof(sender->error),
 					 "could not connect to \"%s\" port %d: %m",
 					 sender->host, sender->port);
-			stream_failed(sender);
+			stream_next_address(sender);
 			return false;
 		}
 		sender->connecting = false;

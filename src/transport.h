@@ -17,6 +17,9 @@
 /* What a TCP stream keeps of the rows its backend has not taken yet */
 #define DOLON_STREAM_BUFFER_BYTES (1024 * 1024)
 
+/* The addresses of the backend's host name that are kept, at most */
+#define DOLON_SENDER_MAX_ADDRESSES 8
+
 /*
  * The socket towards a tracer's backend.  See transport.c.
  */
@@ -26,8 +29,11 @@ typedef struct DolonSender
 	char		host[DOLON_MAX_HOST_BYTES];
 	int			port;
 	bool		stream;			/* TCP rather than UDP */
-	struct sockaddr_storage addr;	/* the address sock is connected to */
-	socklen_t	addrlen;
+	/* the host's addresses, IPv4 ones first, as last resolved */
+	struct sockaddr_storage addresses[DOLON_SENDER_MAX_ADDRESSES];
+	socklen_t	address_lengths[DOLON_SENDER_MAX_ADDRESSES];
+	int			naddresses;		/* 0 until the name has resolved */
+	int			address;		/* the one sock is connected, or connecting, to */
 	TimestampTz last_resolve;	/* 0 when the host is to be resolved anew */
 	char		error[DOLON_MAX_ERROR_BYTES];	/* why the last send failed */
 

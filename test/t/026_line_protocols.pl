@@ -14,6 +14,7 @@ use warnings;
 use HTTP::Tiny;
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::IP;
 use JSON::PP;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -465,6 +466,45 @@ ok($ending eq 'reset' || ($ending eq 'end' && $received =~ /\n\z/),
 	  . length($received) . ' bytes' . ($received =~ /\n\z/ ? '' : ', the last line cut') . ')');
 close $connection;
 close $listener;
+
+# A host name with several addresses: the stream tries each in turn.  The
+# name resolves to 127.0.0.1, then ::1 (a hosts file of the test's, read by
+# the server through nss_wrapper); Graphite listens on ::1 alone, so the
+# first address refuses the connection and the second takes it.
+SKIP:
+{
+	my ($nss_wrapper) = glob('/usr/lib/*/libnss_wrapper.so');
+	my $port = DolonMetrics::free_tcp_port();
+	my $listener6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => $port,
+		Proto => 'tcp', Listen => 5, ReuseAddr => 1);
+	skip 'no IPv6 loopback, or no nss_wrapper', 2 unless $listener6 && $nss_wrapper;
+	my $hosts = PostgreSQL::Test::Utils::tempdir() . '/hosts';
+	PostgreSQL::Test::Utils::append_to_file($hosts,
+		"127.0.0.1 graphite.dolon.test\n::1 graphite.dolon.test\n");
+	my $twohomes = DolonTest::new_node('twohomes', $port,
+		"dolon.host = 'graphite://graphite.dolon.test'",
+		"dolon.tracer_name = 'twohomes'",
+		"dolon.profilers = 'max_connections'");
+	{
+		local $ENV{LD_PRELOAD} = join ':', grep { defined && length } $ENV{LD_PRELOAD}, $nss_wrapper;
+		local $ENV{NSS_WRAPPER_HOSTS} = $hosts;
+		$twohomes->start;
+	}
+	my $connected = ok(IO::Select->new($listener6)->can_read(60),
+		'a host name of two addresses: the stream connects to the second when the first refuses');
+	my $connection6 = $connected ? $listener6->accept : undef;
+	my $received6 = '';
+	while ($connection6 && ($received6 =~ tr/\n//) < 3 && IO::Select->new($connection6)->can_read(60))
+	{
+		last unless sysread($connection6, $received6, 65536, length $received6);
+	}
+	my @lines6 = grep { /\n\z/ } split /(?<=\n)/, $received6;
+	ok(@lines6 >= 3 && !(grep { !/^dolon\.twohomes\.max_connections [0-9]+ [0-9]{10}\.[0-9]{3}\n\z/ } @lines6),
+		'... and sends its lines there (' . scalar(@lines6) . ' read)');
+	$twohomes->stop;
+	close $connection6 if $connection6;
+	close $listener6;
+}
 
 # ---- dolon.start_tracer, dolon.tracers ----
 
