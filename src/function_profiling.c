@@ -151,10 +151,11 @@ typedef struct ProfiledFunction
 } ProfiledFunction;
 
 /*
- * One backend's counters of one entry.  Only that backend writes them;
- * others read generation, the four counters (completed before hits, so
- * that hits - completed is never below zero), and generation again, and
- * keep what they read if generation did not change.  countdown and gap are
+ * One backend's counters of one entry.  Only that backend writes them, a
+ * call's end after a write barrier; others read generation, the four
+ * counters (completed before hits, after a read barrier, so that
+ * hits - completed is never below zero), and generation again, and keep
+ * what they read if generation did not change.  countdown and gap are
  * the backend's own, kept here on the line it writes anyway.
  */
 typedef struct CallCounters
@@ -249,6 +250,14 @@ PG_FUNCTION_INFO_V1(dolon_unprofile);
 PG_FUNCTION_INFO_V1(dolon_clear);
 PG_FUNCTION_INFO_V1(dolon_function_stats);
 
+/* The bytes of the set, up to the first block of counters */
+static Size
+set_size(int capacity)
+{
+	return CACHELINEALIGN(add_size(offsetof(FunctionProfilingState, entries),
+								   mul_size(capacity, sizeof(ProfiledFunction))));
+}
+
 /* The bytes of one backend's block of counters */
 static Size
 counters_block_size(int capacity)
@@ -263,13 +272,9 @@ counters_block_size(int capacity)
 Size
 dolon_function_profiling_shmem_size(int capacity)
 {
-	Size		size;
-
-	size = add_size(offsetof(FunctionProfilingState, entries),
-					mul_size(capacity, sizeof(ProfiledFunction)));
-	size = add_size(size, PG_CACHE_LINE_SIZE);
-	return add_size(size, mul_size(MaxBackends,
-								   counters_block_size(capacity)));
+	/* and a cache line, to align the blocks if the segment does not */
+	return add_size(add_size(set_size(capacity), PG_CACHE_LINE_SIZE),
+					mul_size(MaxBackends, counters_block_size(capacity)));
 }
 /*
  * Write the set to PROFILED_FUNCTIONS_FILE, atomically.  Called with the
@@ -415,19 +420,16 @@ void
 dolon_function_profiling_shmem_init(int capacity)
 {
 	Size		size = dolon_function_profiling_shmem_size(capacity);
-	Size		set_size;
 	bool		found;
 	int			i;
+	int			b;
 
 	profiling = ShmemInitStruct("dolon function profiling", size, &found);
-	set_size = CACHELINEALIGN(add_size(offsetof(FunctionProfilingState, entries),
-									   mul_size(capacity, sizeof(ProfiledFunction))));
-	call_counters = (char *) CACHELINEALIGN((char *) profiling + set_size);
+	call_counters = (char *) CACHELINEALIGN((char *) profiling + set_size(capacity));
 	counters_stride = counters_block_size(capacity);
 	if (found)
 		return;
 
-	/* Zero: every backend's counters of every entry, of no generation */
 	memset(profiling, 0, size);
 	profiling->lock = &(GetNamedLWLockTranche("dolon"))[DOLON_LOCK_FUNCTIONS].lock;
 	pg_atomic_init_u64(&profiling->set_generation, 1);
@@ -435,6 +437,20 @@ dolon_function_profiling_shmem_init(int capacity)
 	profiling->capacity = capacity;
 	for (i = 0; i < profiling->capacity; i++)
 		pg_atomic_init_u64(&profiling->entries[i].generation, 0);
+	/* Every backend's counters of every entry: zero, of no generation */
+	for (b = 0; b < MaxBackends; b++)
+	{
+		CallCounters *block = (CallCounters *) (call_counters + b * counters_stride);
+
+		for (i = 0; i < capacity; i++)
+		{
+			pg_atomic_init_u64(&block[i].generation, 0);
+			pg_atomic_init_u64(&block[i].hits, 0);
+			pg_atomic_init_u64(&block[i].completed, 0);
+			pg_atomic_init_u64(&block[i].timed_calls, 0);
+			pg_atomic_init_u64(&block[i].timed_ns, 0);
+		}
+	}
 	load_profiled_functions();
 }
 
@@ -562,7 +578,10 @@ end_tracked_calls(int code, Datum arg)
 		call_depth--;
 		if (call_depth < MAX_TRACKED_CALLS &&
 			tracked_calls[call_depth].counters != NULL)
+		{
+			pg_write_barrier();
 			add_own(&tracked_calls[call_depth].counters->completed, 1);
+		}
 	}
 }
 
@@ -671,6 +690,7 @@ start_call(Oid function)
 	TrackedCall *call;
 	LocalProfiledFunction *local;
 	CallCounters *counters = NULL;
+	bool		first_call = false;
 
 	/*
 	 * What may fail (bringing the copy of the set up to date, setting up
@@ -684,7 +704,10 @@ start_call(Oid function)
 	{
 		counters = local->counters;
 		if (unlikely(counters == NULL))
+		{
 			counters = own_counters(local);
+			first_call = true;
+		}
 	}
 
 	if (call_depth++ >= MAX_TRACKED_CALLS)
@@ -696,7 +719,17 @@ start_call(Oid function)
 
 	add_own(&counters->hits, 1);
 	call->weight = 0;
-	if (unlikely(--counters->countdown == 0))
+	if (unlikely(first_call))
+	{
+		/*
+		 * The backend's first call of the function, often the slowest (it
+		 * compiles the function, fills caches): timed, and standing for
+		 * itself alone, outside the sample.
+		 */
+		call->weight = 1;
+		INSTR_TIME_SET_CURRENT(call->start);
+	}
+	else if (unlikely(--counters->countdown == 0))
 	{
 		call->weight = counters->gap;
 		counters->gap = next_timing_gap(counters);
@@ -741,6 +774,8 @@ end_call(void)
 
 	if (unlikely(call->weight > 0))
 		add_timed_call(call, counters);
+	/* Readers are to see the call's start before its end */
+	pg_write_barrier();
 	add_own(&counters->completed, 1);
 }
 
@@ -912,7 +947,6 @@ dolon_install_function_hooks(void)
 	prev_fmgr_hook = fmgr_hook;
 	fmgr_hook = profiling_fmgr_hook;
 	prev_object_access_hook = object_access_hook;
-	object_access_hook = profiling_object_access;
 	object_access_hook = profiling_object_access;
 }
 

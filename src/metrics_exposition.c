@@ -618,7 +618,7 @@ write_collector(Exposition *e)
 static const Family function_families[] = {
 	{"dolon_function_calls", COUNTER_TOTAL, "Calls of the profiled function started."},
 	{"dolon_function_completed_calls", COUNTER_TOTAL, "Calls of the profiled function ended, by a return or an error."},
-	{"dolon_function_seconds", COUNTER_TOTAL, "Time spent in the ended calls of the profiled function, estimated from one call in 16 for calls under a microsecond."},
+	{"dolon_function_seconds", COUNTER_TOTAL, "Time spent in the ended calls of the profiled function, estimated from one call in 32 on average for calls under a microsecond."},
 	{"dolon_function_active_instances", GAUGE, "Calls of the profiled function in progress."},
 };
 

@@ -440,6 +440,7 @@ dolon_tracer_main(Datum main_arg)
 												  "dolon tracer sample",
 												  ALLOCSET_DEFAULT_SIZES);
 	dolon_sender_init(&tracer.sender);
+	/* tracer outlives the callback: this function never returns */
 	on_proc_exit(close_sender, PointerGetDatum(&tracer.sender));
 	initStringInfo(&tracer.message);
 	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);

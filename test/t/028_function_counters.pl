@@ -86,8 +86,10 @@ sub average_ratio
 }
 
 # Backends that exit: each call of safe_psql is a backend of its own, which
-# takes the lowest free backend number, the one the previous had.  A session
-# that stays connected calls the function between them.
+# on PostgreSQL 15 and 16 takes the lowest free backend number, the one the
+# previous had (on 17 and later, a number freed goes to the back of the
+# list: the new backends take other ones).  A session that stays connected
+# calls the function between them.
 $node->safe_psql('postgres', q{
 	SELECT dolon.profile('cheap(int)');
 	SELECT dolon.profile('spin(int)');
