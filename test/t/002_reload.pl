@@ -77,7 +77,7 @@ is($node->safe_psql('postgres',
 	'dolon.tracer shows the reloaded name, port, frequency and run');
 
 # An empty host turns the configured tracer off, and a host on again
-my $log_offset = -s $node->logfile;
+$log_offset = -s $node->logfile;
 $node->append_conf('postgresql.conf', "dolon.host = ''");
 $node->reload;
 $node->wait_for_log(qr/dolon tracer "after" is off: dolon.host is empty/, $log_offset);
