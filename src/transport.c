@@ -132,6 +132,25 @@ address_family_rank(const struct addrinfo *ai)
 }
 
 /*
+ * Into buf: " (address)", the numeric form of the host's address number
+ * index, if the host has more than one, so that an error says which failed;
+ * else "".
+ */
+static const char *
+which_address(const DolonSender *sender, int index, char *buf, size_t size)
+{
+	char		host[NI_MAXHOST];
+
+	buf[0] = '\0';
+	if (sender->naddresses > 1 &&
+		getnameinfo((const struct sockaddr *) &sender->addresses[index],
+					sender->address_lengths[index], host, sizeof(host),
+					NULL, 0, NI_NUMERICHOST) == 0)
+		snprintf(buf, size, " (%s)", host);
+	return buf;
+}
+
+/*
  * A new non-blocking socket connected, or connecting, to the host's address
  * number index; it replaces the old one.  A stream's connection in progress
  * is one: sender->connecting says so.
@@ -141,6 +160,7 @@ open_socket(DolonSender *sender, int index)
 {
 	const struct sockaddr *addr = (struct sockaddr *) &sender->addresses[index];
 	pgsocket	sock;
+	char		address[NI_MAXHOST + 3];
 
 	sock = socket(addr->sa_family,
 				  (sender->stream ? SOCK_STREAM : SOCK_DGRAM) |
@@ -155,9 +175,13 @@ open_socket(DolonSender *sender, int index)
 	if (connect(sock, addr, sender->address_lengths[index]) != 0 &&
 		!(sender->stream && errno == EINPROGRESS))
 	{
+		int			save_errno = errno;
+
+		which_address(sender, index, address, sizeof(address));
+		errno = save_errno;
 		snprintf(sender->error, sizeof(sender->error),
-				 "could not connect to \"%s\" port %d: %m",
-				 sender->host, sender->port);
+				 "could not connect to \"%s\" port %d%s: %m",
+				 sender->host, sender->port, address);
 		close(sock);
 		return false;
 	}
@@ -397,14 +421,17 @@ stream_connect(DolonSender *sender)
 		struct pollfd pfd = {.fd = sender->sock,.events = POLLOUT};
 		int			error = 0;
 		socklen_t	error_len = sizeof(error);
+		char		address[NI_MAXHOST + 3];
 
 		if (poll(&pfd, 1, 0) <= 0)
 		{
 			if (!stream_stalled(sender))
 				return false;	/* still in progress */
 			snprintf(sender->error, sizeof(sender->error),
-					 "could not connect to \"%s\" port %d: no answer in %d s",
-					 sender->host, sender->port, STREAM_STALL_MS / 1000);
+					 "could not connect to \"%s\" port %d%s: no answer in %d s",
+					 sender->host, sender->port,
+					 which_address(sender, sender->address, address, sizeof(address)),
+					 STREAM_STALL_MS / 1000);
 			stream_next_address(sender);
 			return false;
 		}
@@ -413,10 +440,11 @@ stream_connect(DolonSender *sender)
 			error = errno;
 		if (error != 0)
 		{
+			which_address(sender, sender->address, address, sizeof(address));
 			errno = error;
 			snprintf(sender->error, sizeof(sender->error),
-					 "could not connect to \"%s\" port %d: %m",
-					 sender->host, sender->port);
+					 "could not connect to \"%s\" port %d%s: %m",
+					 sender->host, sender->port, address);
 			stream_next_address(sender);
 			return false;
 		}

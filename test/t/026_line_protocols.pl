@@ -477,7 +477,7 @@ SKIP:
 	my $port = DolonMetrics::free_tcp_port();
 	my $listener6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => $port,
 		Proto => 'tcp', Listen => 5, ReuseAddr => 1);
-	skip 'no IPv6 loopback, or no nss_wrapper', 2 unless $listener6 && $nss_wrapper;
+	skip 'no IPv6 loopback, or no nss_wrapper', 3 unless $listener6 && $nss_wrapper;
 	my $hosts = PostgreSQL::Test::Utils::tempdir() . '/hosts';
 	PostgreSQL::Test::Utils::append_to_file($hosts,
 		"127.0.0.1 graphite.dolon.test\n::1 graphite.dolon.test\n");
@@ -501,9 +501,14 @@ SKIP:
 	my @lines6 = grep { /\n\z/ } split /(?<=\n)/, $received6;
 	ok(@lines6 >= 3 && !(grep { !/^dolon\.twohomes\.max_connections [0-9]+ [0-9]{10}\.[0-9]{3}\n\z/ } @lines6),
 		'... and sends its lines there (' . scalar(@lines6) . ' read)');
-	$twohomes->stop;
 	close $connection6 if $connection6;
 	close $listener6;
+	$twohomes->safe_psql('postgres', 'CREATE EXTENSION dolon');
+	ok( $twohomes->poll_query_until('postgres', qq{
+			SELECT last_error ~ '^could not connect to "graphite\\.dolon\\.test" port $port \\((127\\.0\\.0\\.1|::1)\\): Connection refused\$'
+			FROM dolon.tracer}),
+		'... and, refused on both, says which address refused');
+	$twohomes->stop;
 }
 
 # ---- dolon.start_tracer, dolon.tracers ----
