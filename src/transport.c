@@ -406,7 +406,13 @@ stream_connect(DolonSender *sender)
 		if (resolve_retry_due(sender))
 			opened = resolve_and_connect(sender);
 		else if (sender->naddresses == 0)
-			return false;		/* the name did not resolve lately */
+		{
+			/* The name did not resolve lately: wait for the next lookup */
+			sender->next_connect =
+				TimestampTzPlusMilliseconds(sender->last_resolve,
+											RESOLVE_RETRY_INTERVAL_MS);
+			return false;
+		}
 		else
 			opened = open_from(sender, 0);
 		if (!opened)

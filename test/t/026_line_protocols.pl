@@ -6,7 +6,8 @@
 # capture of InfluxDB's datagrams.  Against ground truth: a value the test
 # sets, SHOW max_connections, the columns of the run, and dolon.tracer's
 # count of the rows it sent, which each engine must hold, no more and no
-# fewer.  Then a Graphite that is absent, then back; three servers into one
+# fewer.  Then a Graphite that is absent, then back; a name of two
+# addresses, and one that does not resolve; three servers into one
 # VictoriaMetrics; the hosts refused.
 use strict;
 use warnings;
@@ -16,6 +17,8 @@ use IO::Select;
 use IO::Socket::INET;
 use IO::Socket::IP;
 use JSON::PP;
+use POSIX ();
+use Time::HiRes ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -25,6 +28,16 @@ use DolonTest;
 
 my $dir = PostgreSQL::Test::Utils::tempdir;
 my $http = HTTP::Tiny->new(timeout => 10);
+
+# The CPU time a process has taken, in clock ticks (/proc/PID/stat)
+sub cpu_ticks
+{
+	my ($pid) = @_;
+	my $stat = slurp_file("/proc/$pid/stat");
+	$stat =~ s/^.*\) //s;
+	my @fields = split ' ', $stat;
+	return $fields[11] + $fields[12];    # utime, stime
+}
 
 # ---- the engines ----
 
@@ -477,7 +490,7 @@ SKIP:
 	my $port = DolonMetrics::free_tcp_port();
 	my $listener6 = IO::Socket::IP->new(LocalHost => '::1', LocalPort => $port,
 		Proto => 'tcp', Listen => 5, ReuseAddr => 1);
-	skip 'no IPv6 loopback, or no nss_wrapper', 3 unless $listener6 && $nss_wrapper;
+	skip 'no IPv6 loopback, or no nss_wrapper', 5 unless $listener6 && $nss_wrapper;
 	my $hosts = PostgreSQL::Test::Utils::tempdir() . '/hosts';
 	PostgreSQL::Test::Utils::append_to_file($hosts,
 		"127.0.0.1 graphite.dolon.test\n::1 graphite.dolon.test\n");
@@ -508,6 +521,28 @@ SKIP:
 			SELECT last_error ~ '^could not connect to "graphite\\.dolon\\.test" port $port \\((127\\.0\\.0\\.1|::1)\\): Connection refused\$'
 			FROM dolon.tracer}),
 		'... and, refused on both, says which address refused');
+
+	# A host name that does not resolve: a stream with lines to send waits
+	# for the next lookup, due 10 s after the last, instead of trying again
+	# in a loop.  From its first failure on, over 40 samples (4 s at 100 ms,
+	# the back-off of 1 s passed), the tracer takes next to no CPU.
+	$twohomes->safe_psql('postgres', qq{
+		SELECT dolon.start_tracer('nowhere', '100ms', 'graphite://missing.dolon.test', $port,
+			'max_connections')});
+	ok( $twohomes->poll_query_until('postgres', q{
+			SELECT last_error ~ '^could not resolve host "missing\.dolon\.test"'
+			FROM dolon.tracers WHERE tracer_name = 'nowhere'}),
+		'a host name that does not resolve: the tracer says so');
+	my ($pid, $samples) = split /\|/, $twohomes->safe_psql('postgres', q{
+		SELECT pid || '|' || samples FROM dolon.tracers WHERE tracer_name = 'nowhere'});
+	my ($cpu, $start) = (cpu_ticks($pid), Time::HiRes::time());
+	$twohomes->poll_query_until('postgres', qq{
+		SELECT samples >= $samples + 40 FROM dolon.tracers WHERE tracer_name = 'nowhere'})
+	  or die 'the tracer "nowhere" does not sample';
+	my $share = (cpu_ticks($pid) - $cpu) / POSIX::sysconf(POSIX::_SC_CLK_TCK())
+	  / (Time::HiRes::time() - $start);
+	ok($share < 0.3,
+		sprintf('... and waits for the next lookup: %.0f %% of a CPU over 40 samples', 100 * $share));
 	$twohomes->stop;
 }
 
