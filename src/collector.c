@@ -977,7 +977,11 @@ apply_retention(Collector *collector)
 void
 dolon_collector_main(Datum main_arg)
 {
-	Collector	collector;
+	/*
+	 * Static: the exit callback that reads it also runs after an error that
+	 * left this function (StartBackgroundWorker() catches it).
+	 */
+	static Collector collector;
 	char		listening[256];
 	MemoryContext loop_context;
 	int			i;
@@ -1028,7 +1032,6 @@ dolon_collector_main(Datum main_arg)
 	collector_status->pid = MyProcPid;
 	collector_status->waiting_for_extension = true;	/* until checked */
 	SpinLockRelease(&collector_status->mutex);
-	/* Every exit of the worker happens within this function: collector lives */
 	on_shmem_exit(collector_status_detach, PointerGetDatum(&collector));
 	ereport(LOG, (errmsg("dolon collector listening on %s", listening)));
 

@@ -409,7 +409,11 @@ restore_started_tracers(Tracer *tracer)
 void
 dolon_tracer_main(Datum main_arg)
 {
-	Tracer		tracer;
+	/*
+	 * Static: the exit callbacks that read it also run after an error that
+	 * left this function (StartBackgroundWorker() catches it).
+	 */
+	static Tracer tracer;
 	uint64		ticket;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -440,7 +444,6 @@ dolon_tracer_main(Datum main_arg)
 												  "dolon tracer sample",
 												  ALLOCSET_DEFAULT_SIZES);
 	dolon_sender_init(&tracer.sender);
-	/* tracer outlives the callback: this function never returns */
 	on_proc_exit(close_sender, PointerGetDatum(&tracer.sender));
 	initStringInfo(&tracer.message);
 	dolon_runner_init(&tracer.runner, tracer.slot_index, tracer.name);
