@@ -32,6 +32,11 @@
  * and a connection closed in the middle of a line is reset rather than
  * ended, so that the backend drops the part it has.
  *
+ * The times kept here are on the system clock, as PostgreSQL's are.  A
+ * step back of the clock leaves them ahead: a stream's next connection
+ * further ahead than any wait set here, a last look-up or a last progress
+ * in the future, are taken as that, and brought back to now.
+ *
  * Nothing here logs; failures are described in sender->error for the
  * caller to count and report.
  *
@@ -60,6 +65,10 @@
 
 /* A stream that has not moved for this long is connected again */
 #define STREAM_STALL_MS 30000
+
+/* stream_connect() takes a wait for longer than these as a clock step */
+StaticAssertDecl(RESOLVE_RETRY_INTERVAL_MS <= STREAM_BACKOFF_MAX_MS,
+				 "a stream waits for the next look-up at most as long as its back-off");
 
 static bool resolve_and_connect(DolonSender *sender);
 
@@ -308,8 +317,11 @@ resolve_and_connect(DolonSender *sender)
 static bool
 resolve_retry_due(DolonSender *sender)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	return sender->last_resolve == 0 ||
-		TimestampDifferenceExceeds(sender->last_resolve, GetCurrentTimestamp(),
+		sender->last_resolve > now ||	/* the clock stepped back */
+		TimestampDifferenceExceeds(sender->last_resolve, now,
 								   RESOLVE_RETRY_INTERVAL_MS);
 }
 
@@ -385,8 +397,12 @@ stream_next_address(DolonSender *sender)
 static bool
 stream_stalled(DolonSender *sender)
 {
-	return TimestampDifferenceExceeds(sender->progress_at,
-									  GetCurrentTimestamp(), STREAM_STALL_MS);
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (sender->progress_at > now)	/* the clock stepped back */
+		sender->progress_at = now;
+	return TimestampDifferenceExceeds(sender->progress_at, now,
+									  STREAM_STALL_MS);
 }
 
 /*
@@ -399,9 +415,13 @@ stream_connect(DolonSender *sender)
 {
 	if (sender->sock == PGINVALID_SOCKET)
 	{
+		TimestampTz now = GetCurrentTimestamp();
 		bool		opened;
 
-		if (GetCurrentTimestamp() < sender->next_connect)
+		/* No wait is longer: a longer one was set before the clock stepped back */
+		if (sender->next_connect - now > (int64) STREAM_BACKOFF_MAX_MS * 1000)
+			sender->next_connect = now;
+		if (now < sender->next_connect)
 			return false;		/* sender->error holds the last failure */
 		if (resolve_retry_due(sender))
 			opened = resolve_and_connect(sender);

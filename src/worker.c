@@ -404,6 +404,22 @@ restore_started_tracers(Tracer *tracer)
 }
 
 /*
+ * The system clock stepped back if a deadline is further ahead than it was
+ * set: the sample and the restore pass that were due are due now, rather
+ * than after as long as the step.  (A step forward makes them due at once,
+ * and the schedule skips the samples in between.)
+ */
+static void
+follow_clock_step(Tracer *tracer, TimestampTz now)
+{
+	if (tracer->next_sample != DT_NOEND &&
+		tracer->next_sample - now > (int64) tracer->frequency_ms * 1000)
+		tracer->next_sample = now;
+	if (tracer->next_restore - now > (int64) DOLON_RESTORE_INTERVAL_MS * 1000)
+		tracer->next_restore = now;
+}
+
+/*
  * Entry point of a tracer worker; the argument is its slot.
  */
 void
@@ -464,8 +480,10 @@ dolon_tracer_main(Datum main_arg)
 		pgsocket	sock;
 		int			events;
 
+		follow_clock_step(&tracer, now);
+
 		if (stop_committed(&tracer, &stop_pending))
-			{
+		{
 			ereport(LOG,
 					(errmsg("dolon tracer \"%s\" stopped", tracer.name),
 					 errdetail("dolon.stop_tracer() was called on it.")));

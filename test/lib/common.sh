@@ -45,8 +45,9 @@ set_server_paths() {
 set_server_paths
 
 # Debian packages needed to build dolon and to run its tests (nss_wrapper:
-# name resolution from a test's own hosts file)
-DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libmicrohttpd-dev libipc-run-perl libnss-wrapper"
+# name resolution from a test's own hosts file; libfaketime: a server whose
+# clock steps back)
+DOLON_PACKAGES="make gcc postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libmicrohttpd-dev libipc-run-perl libnss-wrapper libfaketime"
 
 # The real programs the tests of the metrics endpoint and of the line
 # protocols talk to, each started and stopped by its test
