@@ -162,27 +162,28 @@ is(pg_calls('other(int)', 5), 5, '... 5 calls, as pg_stat_user_functions counts 
 # of the sample, nor stand for the calls around it.  A backend makes enough
 # cheap calls for its counters to time one in 32, and exits; on PostgreSQL
 # 15 and 16 the next backend takes its number, and with it its counters and
-# their countdown to the next timed call.  That backend's first call sleeps
-# half a second: dolon's total time (average times calls) is PostgreSQL's.
+# their countdown to the next timed call.  That backend's first call counts
+# 3,000,000 rows, a long call among cheap ones: dolon's total time (average
+# times calls) is PostgreSQL's.
 $node->safe_psql('postgres', q{
-	CREATE FUNCTION slow_first(s float8) RETURNS int LANGUAGE plpgsql
-	AS $$ BEGIN IF s > 0 THEN PERFORM pg_sleep(s); END IF; RETURN 1; END $$;
+	CREATE FUNCTION slow_first(n int) RETURNS int LANGUAGE plpgsql
+	AS $$ BEGIN IF n > 0 THEN PERFORM count(*) FROM generate_series(1, n); END IF; RETURN 1; END $$;
 	SELECT dolon.unprofile('other(int)');
-	SELECT dolon.profile('slow_first(float8)');
+	SELECT dolon.profile('slow_first(int)');
 });
 my $cheap_caller = $node->safe_psql('postgres', q{
 	SELECT pg_backend_pid() FROM (SELECT sum(slow_first(0))
 		FROM generate_series(1, 100000)) AS calls});
 ok(DolonTest::poll_until(sub { !-e "/proc/$cheap_caller" }),
 	'the backend of 100,000 cheap calls of slow_first() has exited');
-$node->safe_psql('postgres', 'SELECT slow_first(0.5)');
-is(pg_calls('slow_first(float8)', 100001), 100001, 'slow_first(): 100,001 calls');
+$node->safe_psql('postgres', 'SELECT slow_first(3000000)');
+is(pg_calls('slow_first(int)', 100001), 100001, 'slow_first(): 100,001 calls');
 my ($dolon_total, $pg_total) = split /\|/, $node->safe_psql('postgres', q{
 	SELECT round((d.average_time * d.hits)::numeric, 3) || '|' ||
 		round((p.total_time / 1000)::numeric, 3)
 	FROM dolon.function_stats AS d
 	JOIN pg_stat_user_functions AS p USING (funcid)
-	WHERE funcid = 'slow_first(float8)'::regprocedure});
+	WHERE funcid = 'slow_first(int)'::regprocedure});
 ok($dolon_total / $pg_total > 0.8 && $dolon_total / $pg_total < 1.25,
 	"slow_first(): a new backend's slow first call counts once: dolon's total "
 	  . "$dolon_total s, pg_stat_user_functions' $pg_total s");
