@@ -108,7 +108,7 @@
 /* Datagrams taken by one recvmmsg() call */
 #define RECEIVE_VECTOR 64
 
-/* Where recvmmsg() puts them, with each one's socket control data */
+/* One recvmmsg() call's headers, with each datagram's socket control data */
 typedef struct ReceiveVector
 {
 	struct mmsghdr headers[RECEIVE_VECTOR];
@@ -118,7 +118,7 @@ typedef struct ReceiveVector
 		char		buf[CMSG_SPACE(sizeof(uint32))];
 		struct cmsghdr align;
 	}			control[RECEIVE_VECTOR];
-	char	   *slots;			/* RECEIVE_VECTOR * (MAX_DATAGRAM_BYTES + 1) */
+	char		discard;		/* where datagrams read only to be dropped go */
 } ReceiveVector;
 
 /* A datagram in the buffer */
@@ -137,7 +137,7 @@ typedef struct Collector
 	WaitEventSet *events;
 
 	ReceiveVector *vector;
-	char	   *bytes;			/* BUFFER_BYTES */
+	char	   *bytes;			/* BUFFER_BYTES, resident from the start */
 	int			bytes_used;
 	BufferedDatagram *datagrams;	/* BATCH_DATAGRAMS */
 	int			ndatagrams;
@@ -368,9 +368,10 @@ open_sockets(Collector *collector)
  * CREATE EXTENSION dolon) they are read until the socket is drained and
  * counted as dropped, and false is returned.
  *
- * recvmmsg() takes up to RECEIVE_VECTOR datagrams a call, each into a slot
- * big enough for the largest; they are then copied into the buffer, which
- * only takes their actual bytes.
+ * recvmmsg() takes up to RECEIVE_VECTOR datagrams a call, straight into the
+ * buffer's free space, each into a slot big enough for the largest; each is
+ * then moved down to follow the one before, so that the buffer only takes
+ * their actual bytes.
  */
 static bool
 receive_from(Collector *collector, int index, bool keep)
@@ -386,6 +387,7 @@ receive_from(Collector *collector, int index, bool keep)
 	for (;;)
 	{
 		int			room = RECEIVE_VECTOR;
+		char	   *slots = collector->bytes + collector->bytes_used;
 		int			count;
 		int			i;
 
@@ -403,8 +405,16 @@ receive_from(Collector *collector, int index, bool keep)
 		{
 			struct msghdr *msg = &vector->headers[i].msg_hdr;
 
-			vector->iov[i].iov_base = vector->slots + (Size) i * (MAX_DATAGRAM_BYTES + 1);
-			vector->iov[i].iov_len = MAX_DATAGRAM_BYTES + 1;
+			if (keep)
+			{
+				vector->iov[i].iov_base = slots + (Size) i * (MAX_DATAGRAM_BYTES + 1);
+				vector->iov[i].iov_len = MAX_DATAGRAM_BYTES + 1;
+			}
+			else
+			{
+				vector->iov[i].iov_base = &vector->discard;
+				vector->iov[i].iov_len = sizeof(vector->discard);
+			}
 			memset(msg, 0, sizeof(struct msghdr));
 			msg->msg_iov = &vector->iov[i];
 			msg->msg_iovlen = 1;
@@ -460,8 +470,9 @@ receive_from(Collector *collector, int index, bool keep)
 			datagram->offset = collector->bytes_used;
 			datagram->length = (int) length;
 			datagram->arrival = GetCurrentTimestamp();
-			memcpy(collector->bytes + collector->bytes_used,
-				   vector->slots + (Size) i * (MAX_DATAGRAM_BYTES + 1), length);
+			if (i > 0)
+				memmove(collector->bytes + collector->bytes_used,
+						slots + (Size) i * (MAX_DATAGRAM_BYTES + 1), length);
 			collector->bytes_used += (int) length;
 		}
 		if (count < room)
@@ -1003,13 +1014,17 @@ dolon_collector_main(Datum main_arg)
 					PGC_S_OVERRIDE);
 
 	memset(&collector, 0, sizeof(collector));
-	collector.bytes = MemoryContextAllocHuge(TopMemoryContext, BUFFER_BYTES);
+
+	/*
+	 * The buffers are zeroed, which makes their pages resident now: a burst
+	 * that fills them deeper than any before does not raise the collector's
+	 * memory for good, one high-water mark after another.
+	 */
+	collector.bytes = MemoryContextAllocExtended(TopMemoryContext, BUFFER_BYTES,
+												 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	collector.datagrams = MemoryContextAllocZero(TopMemoryContext,
+												 BATCH_DATAGRAMS * sizeof(BufferedDatagram));
 	collector.vector = MemoryContextAlloc(TopMemoryContext, sizeof(ReceiveVector));
-	collector.vector->slots = MemoryContextAllocHuge(TopMemoryContext,
-													 (Size) RECEIVE_VECTOR *
-													 (MAX_DATAGRAM_BYTES + 1));
-	collector.datagrams = MemoryContextAlloc(TopMemoryContext,
-											 BATCH_DATAGRAMS * sizeof(BufferedDatagram));
 	collector.batch_context = AllocSetContextCreate(TopMemoryContext,
 													"dolon collector batch",
 													ALLOCSET_DEFAULT_SIZES);

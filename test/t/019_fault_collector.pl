@@ -4,7 +4,8 @@
 # columns): every datagram sent is stored, found malformed, refused or
 # counted as dropped, exactly; a burst that fits in the socket buffer loses
 # nothing even while the collector is stopped; only good rows are stored,
-# each once.
+# each once.  Bursts of the largest datagrams leave the collector's memory
+# as it was before them.
 use strict;
 use warnings;
 
@@ -72,15 +73,16 @@ sub expected_bad
 	return scalar(grep { $_ % 10 == $digit } 0 .. $size - 1);
 }
 
-# Send a burst of $size from another process, the collector stopped
+# Send a burst of @datagrams from another process, the collector stopped
 # meanwhile if $stop; wait until each datagram is accounted for and what
 # was received is dealt with; return how much each counter rose
 sub burst
 {
-	my ($uuid, $size, $stop) = @_;
+	my ($stop, @datagrams) = @_;
+	my $size = @datagrams;
 	my $before = DolonTest::collector_counters($node);
 	kill 'STOP', $before->{pid} if $stop;
-	DolonTest::send_apart($port, burst_of($uuid, $size));
+	DolonTest::send_apart($port, @datagrams);
 	kill 'CONT', $before->{pid} if $stop;
 	my $risen;
 	DolonTest::poll_until(
@@ -106,7 +108,7 @@ foreach my $stop (0, 1)
 			$size, $stop ? 'stopped' : 'running');
 		my $uuid = new_uuid();
 		announce($uuid);
-		my $risen = burst($uuid, $size, $stop);
+		my $risen = burst($stop, burst_of($uuid, $size));
 		is($risen->{stored_rows} + $risen->{malformed} + $risen->{refused} + $risen->{dropped},
 			$size, "$what: each datagram is stored, malformed, refused or dropped");
 		is($risen->{received}, $risen->{stored_rows} + $risen->{malformed} + $risen->{refused},
@@ -138,6 +140,29 @@ foreach my $stop (0, 1)
 		}
 	}
 }
+
+# The collector's anonymous memory, in kB
+sub anonymous_kb
+{
+	my $rollup = slurp_file("/proc/$pid/smaps_rollup");
+	return $rollup =~ /^Anonymous:\s+(\d+) kB/m ? $1 : die "no Anonymous for $pid";
+}
+
+# Bursts of datagrams of 60,000 bytes, the collector running, then stopped
+# until its socket buffer is full: each datagram of a batch in its own
+# pages.  What they filled is back to the size it had, not a high-water mark
+# that each larger burst raises.
+my $anonymous = anonymous_kb();
+my $large = 0;
+foreach my $stop (0, 1)
+{
+	my $risen = burst($stop, ('x' x 60_000) x 200);
+	$large += $risen->{received};
+}
+my $grown = anonymous_kb() - $anonymous;
+cmp_ok($grown, '<', 256,
+	"after $large datagrams of 60,000 bytes, the collector's anonymous memory grew $grown kB");
+
 is(DolonTest::collector_counters($node)->{pid}, $pid, 'the collector went through every burst');
 
 $node->stop;
