@@ -171,6 +171,11 @@ is($receiver->steady_value($uuid, $column{active_tasks}, 5), 1,
 $sessions[0]->query_safe('SELECT pg_advisory_unlock(27)');
 $_->quit for @sessions;
 
+# Their backends gone before the server stops: one still ending would be
+# terminated, and say so in the log
+$node->poll_query_until('observer',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE datname = 'postgres' AND backend_type = 'client backend'")
+  or die 'the sessions did not end';
 $node->stop;
 DolonTest::check_log_clean($node);
 
