@@ -130,9 +130,11 @@ one of @patterns (regular expressions, matched against the message after
 its severity): what the test provoked on purpose.  Anything else a test did
 not expect fails it, with the lines shown.  Allowed always: the message
 each of dolon's workers logs when it is told to end, by a shutdown, a
-restart or pg_terminate_backend(), as every background worker does; and,
-when the test killed a process (which makes the server restart), the
-refusals of connections tried while the server recovers from that crash.
+restart or pg_terminate_backend(), as every background worker does; once
+the server was told to shut down, the same message of a session whose
+client had just left, its backend still ending; and, when the test
+killed a process (which makes the server restart), the refusals of
+connections tried while the server recovers from that crash.
 
 =cut
 
@@ -165,10 +167,14 @@ sub check_log_clean
 	is(join("\n", @crashes), '', 'server log of ' . $node->name . ' shows no crash');
 
 	my @unexpected;
+	my $shutting_down = 0;
 	foreach my $line (@lines)
 	{
+		$shutting_down = 1 if $line =~ /LOG:\s+received (?:smart|fast|immediate) shutdown request$/;
+		$shutting_down = 0 if $line =~ /LOG:\s+database system is ready to accept connections$/;
 		next unless $line =~ /\b(?:ERROR|WARNING|FATAL):\s+(.*)$/;
 		my $message = $1;
+		next if $shutting_down && $message eq 'terminating connection due to administrator command';
 		push @unexpected, $line unless grep { $message =~ $_ } @allowed;
 	}
 	is(join("\n", @unexpected), '',
